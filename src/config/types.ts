@@ -1,0 +1,117 @@
+/**
+ * The resolved configuration: what the YAML file means once it has been parsed,
+ * validated and defaulted (see ./load.ts). Every object here is frozen; nothing
+ * downstream reads the YAML again. Names are camelCase with the unit in the name;
+ * the YAML keeps nginx's snake_case directive names.
+ */
+
+/** Where a listener or an upstream server lives: a TCP host:port or a Unix domain socket path. */
+export type SocketAddress =
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
+  | { readonly kind: 'unix'; readonly path: string };
+
+/**
+ * A listen address. `host` is undefined for a bare port ("8080"), which, like nginx's
+ * `listen 8080`, binds every address.
+ */
+export type ListenAddress =
+  | { readonly kind: 'tcp'; readonly host: string | undefined; readonly port: number }
+  | { readonly kind: 'unix'; readonly path: string };
+
+/** One nginx `server` line of the upstream block (ngx_http_upstream_server). */
+export interface ServerConfig {
+  readonly address: SocketAddress;
+  /** `weight=N`, integer >= 1; default 1. */
+  readonly weight: number;
+  /** `max_fails=N`, integer >= 0; default 1; 0 disables failure accounting. */
+  readonly maxFails: number;
+  /** `fail_timeout=T`, whole seconds as in nginx (parsed in seconds mode); default 10. */
+  readonly failTimeoutSec: number;
+  /** `max_conns=N`, active connections at most; 0 (default) = unlimited. */
+  readonly maxConns: number;
+  /** `backup`: used only when no primary server is usable. */
+  readonly backup: boolean;
+  /** `down`: never used. */
+  readonly down: boolean;
+}
+
+export type BalanceMethod = 'round_robin' | 'least_conn' | 'ip_hash' | 'random';
+
+export interface UpstreamConfig {
+  /** nginx's upstream name; `$proxy_host` and the "no live upstreams" upstream_addr. Default "backend". */
+  readonly name: string;
+  readonly servers: readonly ServerConfig[];
+  /** Default "round_robin". */
+  readonly balance: BalanceMethod;
+  /** nginx `keepalive N`: idle connections kept per server; 0 = a new connection per request. Default 32. */
+  readonly keepalive: number;
+}
+
+/** The proxy_next_upstream tokens (ngx_http_proxy_next_upstream_masks). `off` resolves to an empty set. */
+export type NextUpstreamToken =
+  | 'error'
+  | 'timeout'
+  | 'invalid_header'
+  | 'http_500'
+  | 'http_502'
+  | 'http_503'
+  | 'http_504'
+  | 'http_403'
+  | 'http_404'
+  | 'http_429'
+  | 'non_idempotent';
+
+/**
+ * A proxy_set_header value, compiled: literal text and `$variable` references in order.
+ * `[]` (from "") means "remove the header".
+ */
+export type HeaderTemplate = ReadonlyArray<string | { readonly variable: string }>;
+
+export interface HeaderRule {
+  /** Lower-cased header name. */
+  readonly name: string;
+  readonly template: HeaderTemplate;
+}
+
+export interface ProxySettings {
+  /** proxy_next_upstream; default {error, timeout}. */
+  readonly nextUpstream: ReadonlySet<NextUpstreamToken>;
+  /** proxy_next_upstream_tries; 0 = unlimited (default). */
+  readonly nextUpstreamTries: number;
+  /** proxy_next_upstream_timeout in ms; 0 = unlimited (default). */
+  readonly nextUpstreamTimeoutMs: number;
+  /** proxy_connect_timeout in ms; default 60 000. */
+  readonly connectTimeoutMs: number;
+  /** proxy_send_timeout in ms, between two successive writes to the upstream; default 60 000. */
+  readonly sendTimeoutMs: number;
+  /** proxy_read_timeout in ms, between two successive reads from the upstream; default 60 000. */
+  readonly readTimeoutMs: number;
+  /** client_max_body_size in bytes; 0 = unlimited; default 1 MiB. */
+  readonly clientMaxBodySizeBytes: number;
+  /** proxy_set_header rules, applied after the defaults, in file order. */
+  readonly setHeader: readonly HeaderRule[];
+}
+
+export type AccessLogTarget =
+  | { readonly kind: 'stdout' }
+  | { readonly kind: 'stderr' }
+  | { readonly kind: 'off' }
+  | { readonly kind: 'file'; readonly path: string };
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+export interface LogConfig {
+  /** Error-log level; default "info". */
+  readonly level: LogLevel;
+  /** Access log destination; default stdout. */
+  readonly access: AccessLogTarget;
+}
+
+export interface Config {
+  /** The file the configuration was read from (for messages). */
+  readonly file: string;
+  readonly listen: readonly ListenAddress[];
+  readonly upstream: UpstreamConfig;
+  readonly proxy: ProxySettings;
+  readonly log: LogConfig;
+}
