@@ -1,0 +1,36 @@
+import { isIPv4 } from 'node:net';
+import type { Balancer } from './types.js';
+import { pickSmoothWeighted } from './round-robin.js';
+
+/** nginx gives up hashing after 20 unusable picks and falls back to round robin. */
+const MAX_HASH_TRIES = 20;
+
+/**
+ * nginx ip_hash (ngx_http_upstream_get_ip_hash_peer): the key is the first three octets
+ * of an IPv4 address (so a /24 sticks to one server) or the whole IPv6 address; the hash
+ * walks the weighted server list, rehashing past unusable servers.
+ */
+export const ipHash: Balancer = (candidates, eligible, context) => {
+  const key = hashKey(context.clientAddress);
+  const totalWeight = candidates.reduce((sum, peer) => sum + peer.config.weight, 0);
+  if (totalWeight === 0) return undefined;
+  let hash = 89;
+  for (let attempt = 0; attempt < MAX_HASH_TRIES; attempt++) {
+    for (const byte of key) hash = (hash * 113 + byte) % 6271;
+    let weight = hash % totalWeight;
+    let index = 0;
+    while (weight >= candidates[index]!.config.weight) {
+      weight -= candidates[index]!.config.weight;
+      index++;
+    }
+    const peer = candidates[index]!;
+    if (eligible(peer)) return peer;
+  }
+  return pickSmoothWeighted(candidates, eligible);
+};
+
+function hashKey(address: string): number[] {
+  const v4 = address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
+  if (isIPv4(v4)) return v4.split('.').slice(0, 3).map(Number);
+  return [...Buffer.from(address, 'latin1')];
+}

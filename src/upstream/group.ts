@@ -1,0 +1,112 @@
+import type { UpstreamConfig } from '../config/types.js';
+import { Peer } from './peer.js';
+
+/** Chooses one of `candidates` for which `eligible` holds (a balancer; see src/balancer). */
+export type PickPeer = (candidates: readonly Peer[], eligible: (peer: Peer) => boolean) => Peer | undefined;
+
+/** The servers one request has tried so far (nginx's per-request `tried` bitmap). */
+export interface RequestPeers {
+  readonly tried: Set<Peer>;
+  /** Once a request has moved to the backup servers it stays there (ngx_http_upstream_get_round_robin_peer). */
+  usingBackup: boolean;
+}
+
+export type HealthEvent = { kind: 'disabled'; peer: Peer };
+
+/**
+ * The upstream block: primary and backup peers, passive health (max_fails/fail_timeout)
+ * and the selection rules around the balancer, as ngx_http_upstream_round_robin.c has them.
+ * `nowSec` is injected so the fail_timeout rules are unit-tested without sleeping.
+ */
+export class UpstreamGroup {
+  readonly name: string;
+  readonly primary: readonly Peer[];
+  readonly backup: readonly Peer[];
+  /**
+   * One primary server and no backup: nginx never marks it unavailable and never retries
+   * it ([RR] peers->single; "such a server will never be considered unavailable").
+   */
+  readonly single: boolean;
+  /** nginx peer.tries: every server that is not `down`, primary and backup. */
+  readonly maxTries: number;
+
+  readonly #nowSec: () => number;
+  readonly #onHealthEvent: (event: HealthEvent) => void;
+
+  constructor(
+    config: UpstreamConfig,
+    options: { nowSec?: () => number; onHealthEvent?: (event: HealthEvent) => void } = {},
+  ) {
+    this.name = config.name;
+    const peers = config.servers.map((server) => new Peer(server));
+    this.primary = Object.freeze(peers.filter((peer) => !peer.config.backup));
+    this.backup = Object.freeze(peers.filter((peer) => peer.config.backup));
+    this.single = this.primary.length === 1 && this.backup.length === 0;
+    this.maxTries = peers.filter((peer) => !peer.config.down).length;
+    this.#nowSec = options.nowSec ?? (() => Math.floor(Date.now() / 1000));
+    this.#onHealthEvent = options.onHealthEvent ?? (() => {});
+  }
+
+  newRequest(): RequestPeers {
+    return { tried: new Set(), usingBackup: false };
+  }
+
+  /**
+   * The next server for this request, or undefined when none is usable ("no live upstreams":
+   * the caller answers 502 without connecting anywhere). Marks the chosen server tried.
+   */
+  select(request: RequestPeers, pick: PickPeer): Peer | undefined {
+    const now = this.#nowSec();
+    if (this.single) {
+      const peer = this.primary[0]!;
+      if (request.tried.has(peer) || !this.#hasCapacity(peer)) return undefined;
+      request.tried.add(peer);
+      return peer;
+    }
+    const eligible = (peer: Peer): boolean =>
+      !request.tried.has(peer) && this.#hasCapacity(peer) && !this.#isQuarantined(peer, now);
+
+    let peer = request.usingBackup ? undefined : pick(this.primary, eligible);
+    if (peer === undefined && this.backup.length > 0) {
+      request.usingBackup = true;
+      peer = pick(this.backup, eligible);
+    }
+    if (peer === undefined) return undefined;
+    // Past the window, this selection is the one probe let through; the next request
+    // still sees the peer as quarantined until this one succeeds.
+    if (now - peer.checkedSec > peer.config.failTimeoutSec) peer.checkedSec = now;
+    request.tried.add(peer);
+    return peer;
+  }
+
+  /** An error, timeout, invalid header or listed http_5xx (NGX_PEER_FAILED). */
+  recordFailure(peer: Peer): void {
+    if (this.single) return;
+    const now = this.#nowSec();
+    peer.fails++;
+    peer.accessedSec = now;
+    peer.checkedSec = now;
+    const { maxFails, weight } = peer.config;
+    if (maxFails > 0) {
+      peer.effectiveWeight = Math.max(0, peer.effectiveWeight - Math.floor(weight / maxFails));
+      if (peer.fails >= maxFails) this.#onHealthEvent({ kind: 'disabled', peer });
+    }
+  }
+
+  /**
+   * A completed response. Only a success that comes after the fail_timeout window (the probe)
+   * clears the count: successes inside the window leave it, as nginx does.
+   */
+  recordSuccess(peer: Peer): void {
+    if (peer.accessedSec < peer.checkedSec) peer.fails = 0;
+  }
+
+  #hasCapacity(peer: Peer): boolean {
+    return !peer.config.down && (peer.config.maxConns === 0 || peer.active < peer.config.maxConns);
+  }
+
+  #isQuarantined(peer: Peer, now: number): boolean {
+    const { maxFails, failTimeoutSec } = peer.config;
+    return maxFails > 0 && peer.fails >= maxFails && now - peer.checkedSec <= failTimeoutSec;
+  }
+}
