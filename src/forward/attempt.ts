@@ -1,0 +1,128 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { Peer } from '../upstream/peer.js';
+import type { Phase } from './classify.js';
+
+/** What one attempt reports to the per-request loop (./exchange.ts). */
+export interface AttemptListener {
+  onAttemptHeaders(attempt: Attempt, status: number, headers: IncomingHttpHeaders): void;
+  onAttemptData(attempt: Attempt, chunk: Buffer): void;
+  onAttemptEnd(attempt: Attempt, trailers: IncomingHttpHeaders): void;
+  onAttemptError(attempt: Attempt, error: Error): void;
+}
+
+export interface AttemptRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: string[];
+  readonly body: Readable | null;
+  /** Close the connection after this response (nginx's keepalive cap was reached). */
+  readonly closeConnection: boolean;
+}
+
+/**
+ * One try of one request against one server, over undici's dispatch API. It tracks how
+ * far it got (nginx's "while …" phase and request_sent) and holds a slot in the server's
+ * active-connection count from start to settle. Callbacks after `abandon()` are dropped.
+ */
+export class Attempt implements Dispatcher.DispatchHandler {
+  readonly peer: Peer;
+  readonly startedAt = performance.now();
+  phase: Phase = 'connecting';
+  /** $upstream_response_time in ms: until the whole response was read, or the failure. */
+  durationMs = 0;
+  status: number | undefined;
+
+  readonly #listener: AttemptListener;
+  readonly #hasBody: boolean;
+  #controller: Dispatcher.DispatchController | undefined;
+  #abandonReason: Error | undefined;
+  #settled = false;
+
+  constructor(peer: Peer, request: AttemptRequest, dispatcher: Dispatcher, listener: AttemptListener) {
+    this.peer = peer;
+    this.#listener = listener;
+    this.#hasBody = request.body !== null;
+    peer.active++;
+    request.body?.once('end', () => {
+      if (this.phase === 'sending') this.phase = 'reading_header';
+    });
+    dispatcher.dispatch(
+      {
+        origin: undefined,
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        body: request.body,
+        reset: request.closeConnection,
+      } as Dispatcher.DispatchOptions,
+      this,
+    );
+  }
+
+  /** Whether any byte of the request may have reached the upstream (nginx's request_sent). */
+  get requestSent(): boolean {
+    return this.phase !== 'connecting';
+  }
+
+  get abandoned(): boolean {
+    return this.#abandonReason !== undefined;
+  }
+
+  /** Ends the attempt from our side (client gone, retrying elsewhere, body too large). */
+  abandon(reason: Error): void {
+    if (this.#abandonReason !== undefined) return;
+    this.#abandonReason = reason;
+    this.#controller?.abort(reason);
+    // Still connecting: undici has no handle to abort yet; onRequestStart will.
+    if (this.#controller === undefined) this.#settle();
+  }
+
+  pause(): void {
+    this.#controller?.pause();
+  }
+
+  resume(): void {
+    this.#controller?.resume();
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#abandonReason !== undefined) {
+      controller.abort(this.#abandonReason);
+      return;
+    }
+    this.phase = this.#hasBody ? 'sending' : 'reading_header';
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+    if (this.#abandonReason !== undefined || status < 200) return;
+    this.phase = 'reading_body';
+    this.status = status;
+    this.#listener.onAttemptHeaders(this, status, headers);
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#abandonReason === undefined) this.#listener.onAttemptData(this, chunk);
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    if (!this.#settle() || this.#abandonReason !== undefined) return;
+    this.#listener.onAttemptEnd(this, trailers);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (!this.#settle() || this.#abandonReason !== undefined) return;
+    this.#listener.onAttemptError(this, error);
+  }
+
+  /** Releases the server slot once; false when it was already released. */
+  #settle(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.peer.active--;
+    this.durationMs = performance.now() - this.startedAt;
+    return true;
+  }
+}

@@ -1,0 +1,89 @@
+import { describeErrno } from '../server/errno.js';
+
+/**
+ * The nginx failure types an upstream attempt can end in (NGX_HTTP_UPSTREAM_FT_*).
+ * One classification decides everything else: whether the next server is tried, whether
+ * it counts against the server, and which status the client gets.
+ */
+export type FailureKind = 'error' | 'timeout' | 'invalid_header';
+
+/** How far an attempt got; nginx names it in every error line ("while …"). */
+export type Phase = 'connecting' | 'sending' | 'reading_header' | 'reading_body';
+
+export const PHASE_ACTION: Readonly<Record<Phase, string>> = {
+  connecting: 'connecting to upstream',
+  sending: 'sending request to upstream',
+  reading_header: 'reading response header from upstream',
+  reading_body: 'reading upstream',
+};
+
+export interface UpstreamFailure {
+  readonly kind: FailureKind;
+  /** nginx's words, without the "while …" part. */
+  readonly message: string;
+  /** nginx logs connect() errors other than refused/unreachable at [crit] (ngx_event_connect_peer). */
+  readonly severity: 'crit' | 'error';
+}
+
+/** Raised by sockproxy itself when proxy_send_timeout passes with the upstream not reading. */
+export class SendTimeoutError extends Error {
+  readonly code = 'SOCKPROXY_SEND_TIMEOUT';
+  constructor() {
+    super('upstream send timeout');
+  }
+}
+
+/** connect() errnos nginx logs at [error]; every other one is [crit]. */
+const ORDINARY_CONNECT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'EAGAIN',
+  'ECONNRESET',
+  'ENETDOWN',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'EHOSTUNREACH',
+]);
+
+const TIMED_OUT = 'upstream timed out (110: Connection timed out)';
+
+/** Maps an undici (or socket) error to nginx's failure type and log wording, by `err.code`. */
+export function classifyUpstreamError(error: unknown, phase: Phase, upstream: string): UpstreamFailure {
+  const err = error as NodeJS.ErrnoException;
+  const code = err?.code ?? '';
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+    case 'SOCKPROXY_SEND_TIMEOUT':
+      return { kind: 'timeout', message: TIMED_OUT, severity: 'error' };
+    case 'UND_ERR_HEADERS_OVERFLOW':
+      return { kind: 'invalid_header', message: 'upstream sent too big header', severity: 'error' };
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+      return { kind: 'error', message: 'upstream prematurely closed connection', severity: 'error' };
+  }
+  if (code.startsWith('HPE_')) {
+    if (phase === 'reading_body') {
+      return { kind: 'error', message: 'upstream sent invalid chunked response', severity: 'error' };
+    }
+    // A status line llhttp cannot read is not a header error to nginx; it still ends in 502.
+    const message =
+      code === 'HPE_INVALID_CONSTANT' || code === 'HPE_INVALID_VERSION' || code === 'HPE_INVALID_STATUS'
+        ? 'upstream sent no valid HTTP/1.0 header'
+        : 'upstream sent invalid header';
+    return { kind: 'invalid_header', message, severity: 'error' };
+  }
+  if (phase === 'connecting') {
+    const reason = typeof err?.errno === 'number' ? describeErrno(err) : String(err?.message ?? err);
+    return {
+      kind: 'error',
+      message: `connect() to ${upstream} failed (${reason})`,
+      severity: ORDINARY_CONNECT_ERRORS.has(code) ? 'error' : 'crit',
+    };
+  }
+  if (code === 'EPIPE') return { kind: 'error', message: `send() failed (${describeErrno(err)})`, severity: 'error' };
+  if (typeof err?.errno === 'number') {
+    return { kind: 'error', message: `recv() failed (${describeErrno(err)})`, severity: 'error' };
+  }
+  return { kind: 'error', message: String(err?.message ?? err), severity: 'error' };
+}

@@ -1,0 +1,342 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { HeaderTemplate, ProxySettings } from '../config/types.js';
+import type { Logger } from '../observe/logger.js';
+import { type AccessEntry, formatSeconds, seconds } from '../observe/access-log.js';
+import type { Balancer } from '../balancer/index.js';
+import type { RequestPeers, UpstreamGroup } from '../upstream/group.js';
+import type { Peer } from '../upstream/peer.js';
+import { Attempt, type AttemptListener } from './attempt.js';
+import { classifyUpstreamError, PHASE_ACTION, SendTimeoutError, type UpstreamFailure } from './classify.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import {
+  countsAsFailure,
+  type NextUpstreamCause,
+  shouldTryNext,
+  statusCause,
+  statusForCause,
+} from './next-upstream.js';
+import type { PoolRegistry } from './pools.js';
+import { type BodyEvent, RequestBody } from './request-body.js';
+import { remoteAddr, type VariableContext } from './variables.js';
+
+/** Everything the per-request loop needs, built once per configuration. */
+export interface ForwardContext {
+  readonly group: UpstreamGroup;
+  readonly balancer: Balancer;
+  readonly pools: PoolRegistry;
+  readonly proxy: ProxySettings;
+  readonly requestRules: ReadonlyMap<string, HeaderTemplate>;
+  readonly errorLog: Logger;
+  readonly accessLog: Logger | undefined;
+}
+
+/** nginx's status for a client that closed the connection before the response was sent. */
+const CLIENT_CLOSED_REQUEST = 499;
+
+/** A client-supplied X-Request-Id is kept only if it is short and plain, so it is safe in logs. */
+const CLIENT_REQUEST_ID = /^[\w.:@+=/-]{1,128}$/;
+
+/** What the client is told, without naming internal addresses (those go to the error log). */
+const ERROR_TEXT: Readonly<Record<number, string>> = {
+  413: 'Request Entity Too Large: the request body is larger than client_max_body_size',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway: the upstream server could not be reached or sent no valid response',
+  503: 'Service Temporarily Unavailable',
+  504: 'Gateway Timeout: the upstream server did not answer in time',
+};
+const NO_LIVE_TEXT = 'Bad Gateway: no upstream server is available';
+
+class ClientClosedError extends Error {
+  readonly code = 'SOCKPROXY_CLIENT_CLOSED';
+  constructor() {
+    super('client closed the connection');
+  }
+}
+
+class NextUpstreamError extends Error {
+  readonly code = 'SOCKPROXY_NEXT_UPSTREAM';
+  constructor() {
+    super('response discarded: trying the next upstream server');
+  }
+}
+
+class BodyTooLargeError extends Error {
+  readonly code = 'SOCKPROXY_BODY_TOO_LARGE';
+  constructor() {
+    super('request body larger than client_max_body_size');
+  }
+}
+
+/**
+ * One client request through its upstream attempts: nginx's ngx_http_upstream_connect /
+ * ngx_http_upstream_next loop. Policy lives here; the transport is ./attempt.ts, the
+ * decisions are the pure functions of ./next-upstream.ts.
+ */
+export class Exchange implements AttemptListener {
+  readonly #ctx: ForwardContext;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #startedAt = performance.now();
+  readonly #requestId: string;
+  readonly #vars: VariableContext;
+  readonly #peers: RequestPeers;
+  readonly #body: RequestBody | undefined;
+  #triesLeft: number;
+  #attempt: Attempt | undefined;
+  /** One entry per attempt, for $upstream_addr, $upstream_status, $upstream_response_time. */
+  readonly #tried: { addr: string; status: string; time: string }[] = [];
+  #bytesSent = 0;
+  #status = 0;
+  #done = false;
+
+  constructor(ctx: ForwardContext, req: IncomingMessage, res: ServerResponse) {
+    this.#ctx = ctx;
+    this.#req = req;
+    this.#res = res;
+    const clientId = req.headers['x-request-id'];
+    this.#requestId =
+      typeof clientId === 'string' && CLIENT_REQUEST_ID.test(clientId) ? clientId : randomBytes(16).toString('hex');
+    this.#vars = { req, requestId: this.#requestId, proxyHost: ctx.group.name };
+    this.#peers = ctx.group.newRequest();
+    const { nextUpstreamTries } = ctx.proxy;
+    // nginx peer.tries: every usable server once; a single server is never retried.
+    this.#triesLeft = ctx.group.single
+      ? 1
+      : nextUpstreamTries === 0
+        ? ctx.group.maxTries
+        : Math.min(nextUpstreamTries, ctx.group.maxTries);
+    this.#body = hasBody(req)
+      ? new RequestBody(
+          req,
+          { maxBytes: ctx.proxy.clientMaxBodySizeBytes, sendTimeoutMs: ctx.proxy.sendTimeoutMs },
+          this.#onBodyEvent,
+        )
+      : undefined;
+    res.on('close', this.#onClientClose);
+  }
+
+  /**
+   * `expectsContinue`: the client sent `Expect: 100-continue` and waits for our go-ahead
+   * before sending the body; nginx answers it itself and never forwards Expect.
+   */
+  start(expectsContinue = false): void {
+    const limit = this.#ctx.proxy.clientMaxBodySizeBytes;
+    const declared = Number(this.#req.headers['content-length']);
+    if (limit > 0 && declared > limit) {
+      // Refused before any upstream is contacted (ngx_http_core_module); the unread body
+      // makes the connection unusable, so it is closed after the answer.
+      this.#logError('error', `client intended to send too large body: ${declared} bytes`);
+      this.#res.shouldKeepAlive = false;
+      this.#respondError(413);
+      return;
+    }
+    if (expectsContinue) this.#res.writeContinue();
+    this.#next();
+  }
+
+  // --- the retry loop ---------------------------------------------------------------
+
+  #next(): void {
+    const { balancer } = this.#ctx;
+    const context = { clientAddress: remoteAddr(this.#req) };
+    const peer = this.#ctx.group.select(this.#peers, (candidates, eligible) => balancer(candidates, eligible, context));
+    if (peer === undefined) {
+      this.#logError('error', 'no live upstreams while connecting to upstream', this.#ctx.group.name);
+      this.#tried.push({ addr: this.#ctx.group.name, status: '502', time: '0.000' });
+      this.#respondError(502, NO_LIVE_TEXT);
+      return;
+    }
+    this.#triesLeft--;
+    this.#attempt = new Attempt(
+      peer,
+      {
+        method: this.#req.method ?? 'GET',
+        path: this.#req.url ?? '/',
+        headers: upstreamRequestHeaders(this.#req, this.#ctx.requestRules, this.#vars),
+        body: this.#body?.open() ?? null,
+        closeConnection: this.#ctx.pools.shouldCloseAfter(peer),
+      },
+      this.#ctx.pools.poolFor(peer),
+      this,
+    );
+  }
+
+  /** Whether a failed attempt moves on to the next server (nginx ngx_http_upstream_next). */
+  #mayTryNext(attempt: Attempt, cause: NextUpstreamCause): boolean {
+    return shouldTryNext({
+      cause,
+      mask: this.#ctx.proxy.nextUpstream,
+      method: this.#req.method ?? 'GET',
+      requestSent: attempt.requestSent,
+      triesLeft: this.#triesLeft,
+      elapsedMs: performance.now() - this.#startedAt,
+      nextUpstreamTimeoutMs: this.#ctx.proxy.nextUpstreamTimeoutMs,
+      bodyReplayable: this.#body?.replayable ?? true,
+    });
+  }
+
+  // --- attempt callbacks ------------------------------------------------------------
+
+  onAttemptHeaders(attempt: Attempt, status: number, headers: IncomingHttpHeaders): void {
+    const cause = statusCause(status, this.#ctx.proxy.nextUpstream);
+    if (cause !== undefined && this.#mayTryNext(attempt, cause)) {
+      // The response is dropped unread: its connection cannot be reused, so it is closed.
+      attempt.abandon(new NextUpstreamError());
+      this.#record(attempt, String(status));
+      if (countsAsFailure(cause)) this.#ctx.group.recordFailure(attempt.peer);
+      this.#next();
+      return;
+    }
+    this.#status = status;
+    this.#res.writeHead(status, clientResponseHeaders(headers, this.#requestId));
+  }
+
+  onAttemptData(attempt: Attempt, chunk: Buffer): void {
+    this.#bytesSent += chunk.length;
+    if (!this.#res.write(chunk)) {
+      // The client reads slower than the upstream sends: stop reading the upstream.
+      attempt.pause();
+      this.#res.once('drain', () => attempt.resume());
+    }
+  }
+
+  onAttemptEnd(attempt: Attempt, trailers: IncomingHttpHeaders): void {
+    this.#record(attempt, String(attempt.status));
+    this.#ctx.group.recordSuccess(attempt.peer);
+    this.#body?.release();
+    if (Object.keys(trailers).length > 0) this.#res.addTrailers(trailers as Record<string, string>);
+    this.#res.end();
+    this.#finish();
+  }
+
+  onAttemptError(attempt: Attempt, error: Error): void {
+    this.#body?.release();
+    const failure = classifyUpstreamError(error, attempt.phase, attempt.peer.name);
+    this.#logUpstreamFailure(attempt.peer, failure, PHASE_ACTION[attempt.phase]);
+    this.#record(attempt, this.#res.headersSent ? String(attempt.status) : String(statusForCause(failure.kind)));
+
+    if (this.#res.headersSent) {
+      // Part of the response is already with the client: it cannot be retried or replaced.
+      // Closing the connection makes the truncation visible (no terminating chunk, or
+      // fewer bytes than Content-Length); nginx counts this as neither failure nor success.
+      this.#res.destroy();
+      this.#finish();
+      return;
+    }
+    this.#ctx.group.recordFailure(attempt.peer);
+    if (this.#mayTryNext(attempt, failure.kind)) {
+      this.#next();
+      return;
+    }
+    this.#respondError(statusForCause(failure.kind));
+  }
+
+  // --- client side --------------------------------------------------------------------
+
+  readonly #onBodyEvent = (event: BodyEvent): void => {
+    if (this.#done) return;
+    if (event.kind === 'send_timeout') {
+      this.#attempt?.abandon(new SendTimeoutError());
+      if (this.#attempt !== undefined) this.onAttemptError(this.#attempt, new SendTimeoutError());
+      return;
+    }
+    // A body without Content-Length grew past client_max_body_size while it streamed.
+    this.#logError('error', `client intended to send too large chunked body: ${event.bytes} bytes`);
+    this.#attempt?.abandon(new BodyTooLargeError());
+    if (this.#attempt !== undefined) this.#record(this.#attempt, '-');
+    if (this.#res.headersSent) {
+      this.#res.destroy();
+      this.#finish();
+    } else {
+      this.#respondError(413);
+    }
+  };
+
+  readonly #onClientClose = (): void => {
+    if (this.#done) return;
+    // The client went away first: abort the upstream request; not the server's fault,
+    // so nothing is counted against it (nginx logs 499).
+    const attempt = this.#attempt;
+    if (attempt !== undefined && !attempt.abandoned) {
+      attempt.abandon(new ClientClosedError());
+      this.#record(attempt, '-');
+      this.#logError(
+        'info',
+        `client prematurely closed connection, so upstream connection is closed too while ${PHASE_ACTION[attempt.phase]}`,
+        attempt.peer.name,
+      );
+    }
+    this.#status = CLIENT_CLOSED_REQUEST;
+    this.#finish();
+  };
+
+  // --- responses and logs -------------------------------------------------------------
+
+  #respondError(status: number, text = ERROR_TEXT[status] ?? 'Error'): void {
+    const body = `${status} ${text}\nrequest_id: ${this.#requestId}\n`;
+    this.#status = status;
+    this.#bytesSent = Buffer.byteLength(body);
+    this.#res.writeHead(status, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': this.#bytesSent,
+      'x-request-id': this.#requestId,
+    });
+    this.#res.end(body);
+    this.#finish();
+  }
+
+  #record(attempt: Attempt, status: string): void {
+    this.#tried.push({ addr: attempt.peer.name, status, time: formatSeconds(attempt.durationMs) });
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#body?.release();
+    this.#res.off('close', this.#onClientClose);
+    const log = this.#ctx.accessLog;
+    if (log === undefined) return;
+    const entry: AccessEntry = {
+      remote_addr: remoteAddr(this.#req),
+      request_method: this.#req.method ?? '',
+      request_uri: this.#req.url ?? '',
+      status: this.#status,
+      body_bytes_sent: this.#bytesSent,
+      request_time: seconds(performance.now() - this.#startedAt),
+      upstream_addr: this.#tried.map((t) => t.addr).join(', ') || '-',
+      upstream_status: this.#tried.map((t) => t.status).join(', ') || '-',
+      upstream_response_time: this.#tried.map((t) => t.time).join(', ') || '-',
+      request_id: this.#requestId,
+    };
+    log.info(entry);
+  }
+
+  #logUpstreamFailure(peer: Peer, failure: UpstreamFailure, action: string): void {
+    this.#logError('error', `${failure.message} while ${action}`, peer.name, { nginx_level: failure.severity });
+  }
+
+  /**
+   * One error-log line in nginx's shape: "<message>, client: …, request: "…", upstream: "…",
+   * host: "…"", plus the same facts as fields.
+   */
+  #logError(level: 'error' | 'warn' | 'info', message: string, upstream?: string, extra?: object): void {
+    const req = this.#req;
+    const request = `${req.method} ${req.url} HTTP/${req.httpVersion}`;
+    const upstreamUrl = upstream === undefined ? undefined : `http://${upstream}${upstream.startsWith('unix:') ? ':' : ''}${req.url}`;
+    let line = `${message}, client: ${remoteAddr(req)}, request: "${request}"`;
+    if (upstreamUrl !== undefined) line += `, upstream: "${upstreamUrl}"`;
+    if (req.headers.host !== undefined) line += `, host: "${req.headers.host}"`;
+    this.#ctx.errorLog[level]({ upstream_addr: upstream, request_id: this.#requestId, ...extra }, line);
+  }
+}
+
+/**
+ * RFC 9112 §6.3: a request has a body when it carries Content-Length (other than 0) or
+ * Transfer-Encoding.
+ */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  if (length !== undefined) return length !== '0';
+  return req.headers['transfer-encoding'] !== undefined;
+}

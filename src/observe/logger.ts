@@ -1,0 +1,37 @@
+import pino, { type Logger } from 'pino';
+import type { AccessLogTarget, LogLevel } from '../config/types.js';
+
+export type { Logger } from 'pino';
+
+/**
+ * The error log: JSON lines on stderr, like nginx's error_log (messages keep nginx's
+ * wording so that what users search for still matches). Synchronous, so that the line
+ * explaining a crash or an exit is never lost.
+ */
+export function createErrorLog(level: LogLevel, destination: pino.DestinationStream = pino.destination(2)): Logger {
+  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+}
+
+/**
+ * The access log: one JSON line per request. A file gets pino's asynchronous destination
+ * (buffered writes off the request path); stdout and stderr stay synchronous so that lines
+ * are not lost when the process is killed.
+ */
+export function createAccessLog(target: AccessLogTarget): Logger | undefined {
+  const options = { base: null, timestamp: pino.stdTimeFunctions.isoTime };
+  switch (target.kind) {
+    case 'off':
+      return undefined;
+    case 'stdout':
+      return pino(options, pino.destination(1));
+    case 'stderr':
+      return pino(options, pino.destination(2));
+    case 'file':
+      return pino(options, pino.destination({ dest: target.path, sync: false, mkdir: true }));
+  }
+}
+
+/** Writes out what an asynchronous destination still holds (before exit). */
+export function flushLog(logger: Logger | undefined): void {
+  logger?.flush();
+}

@@ -1,0 +1,75 @@
+import type { Server } from 'node:http';
+import { balancerFor } from './balancer/index.js';
+import { formatListen } from './config/listen.js';
+import type { Config } from './config/types.js';
+import { Exchange, type ForwardContext } from './forward/exchange.js';
+import { compileRequestRules } from './forward/headers.js';
+import { PoolRegistry } from './forward/pools.js';
+import type { Logger } from './observe/logger.js';
+import { createHttpServer } from './server/http-server.js';
+import { listen } from './server/listen.js';
+import { UpstreamGroup } from './upstream/group.js';
+
+export interface ProxyLogs {
+  readonly errorLog: Logger;
+  readonly accessLog: Logger | undefined;
+}
+
+export interface RunningProxy {
+  /** The listen addresses, as nginx prints them ("*:8080", "unix:/run/sockproxy.sock"). */
+  readonly addresses: readonly string[];
+  /** Stops accepting, lets in-flight requests finish, closes upstream connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: a resolved configuration becomes listeners, an upstream group
+ * and its connection pools. Rejects with a ListenError when an address cannot be bound
+ * (nothing is left listening then).
+ */
+export async function startProxy(config: Config, logs: ProxyLogs): Promise<RunningProxy> {
+  const { errorLog, accessLog } = logs;
+  const group = new UpstreamGroup(config.upstream, {
+    onHealthEvent: (event) =>
+      errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`),
+  });
+  const pools = new PoolRegistry(config.upstream, config.proxy);
+  const forward: ForwardContext = {
+    group,
+    pools,
+    proxy: config.proxy,
+    requestRules: compileRequestRules(config.proxy.setHeader),
+    errorLog,
+    accessLog,
+    balancer: balancerFor(config.upstream.balance),
+  };
+
+  const servers: Server[] = [];
+  const close = async (): Promise<void> => {
+    await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeIdleConnections();
+          }),
+      ),
+    );
+    await pools.close();
+  };
+
+  try {
+    for (const address of config.listen) {
+      const server = createHttpServer((req, res, expectsContinue) => {
+        const exchange = new Exchange(forward, req, res);
+        exchange.start(expectsContinue);
+      });
+      await listen(server, address);
+      servers.push(server);
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { addresses: config.listen.map(formatListen), close };
+}
