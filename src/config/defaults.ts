@@ -1,0 +1,68 @@
+import type { AccessLogTarget, BalanceMethod, LogLevel, NextUpstreamToken } from './types.js';
+
+/**
+ * Every default of the configuration, in one place, in resolved units. Each entry names
+ * the nginx directive it stands for and nginx's own default (nginx ≥ 1.29.7, see
+ * nginx-semantics.md §0). `listen` and `upstream.servers` have none: they are required.
+ */
+export const DEFAULTS = deepFreeze({
+  server: {
+    /** `server ... weight=`: 1. */
+    weight: 1,
+    /** `server ... max_fails=`: 1. */
+    maxFails: 1,
+    /** `server ... fail_timeout=`: 10s. */
+    failTimeoutSec: 10,
+    /** `server ... max_conns=`: 0, unlimited. */
+    maxConns: 0,
+    /** `server ... backup`: off. */
+    backup: false,
+    /** `server ... down`: off. */
+    down: false,
+  },
+  /** `server host` without a port: ngx_http_upstream_server sets u.default_port = 80. */
+  serverPort: 80,
+  upstream: {
+    /** `upstream NAME {}`: sockproxy's own default, since the YAML block may omit the name. */
+    name: 'backend',
+    /** No balancing directive in the block: weighted round robin. */
+    balance: 'round_robin' as BalanceMethod,
+    /** `keepalive 32` (implicit for an explicit upstream block since nginx 1.29.7). */
+    keepalive: 32,
+  },
+  proxy: {
+    /** `proxy_next_upstream error timeout`. */
+    nextUpstream: ['error', 'timeout'] as readonly NextUpstreamToken[],
+    /** `proxy_next_upstream_tries 0`: unlimited. */
+    nextUpstreamTries: 0,
+    /** `proxy_next_upstream_timeout 0`: unlimited. */
+    nextUpstreamTimeoutMs: 0,
+    /** `proxy_connect_timeout 60s`. */
+    connectTimeoutMs: 60_000,
+    /** `proxy_send_timeout 60s`. */
+    sendTimeoutMs: 60_000,
+    /** `proxy_read_timeout 60s`. */
+    readTimeoutMs: 60_000,
+    /** `client_max_body_size 1m`. */
+    clientMaxBodySizeBytes: 1024 * 1024,
+    /** `proxy_set_header`: none beyond nginx's built-in Host and Connection handling. */
+    setHeader: [] as const,
+  },
+  log: {
+    /** `error_log ... notice`'s nearest pino level. */
+    level: 'info' as LogLevel,
+    /** `access_log`: nginx writes logs/access.log; sockproxy writes to stdout, as containers expect. */
+    access: { kind: 'stdout' } as AccessLogTarget,
+  },
+});
+
+/**
+ * Freezes an object graph: these defaults and the resolved Config (load.ts). A frozen Set
+ * still accepts add(), so Config types nextUpstream as ReadonlySet.
+ */
+export function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (typeof child === 'object' && child !== null) deepFreeze(child);
+  }
+  return Object.freeze(value);
+}

@@ -1,0 +1,418 @@
+import { readFile } from 'node:fs/promises';
+import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { DEFAULTS, deepFreeze } from './defaults.js';
+import { ConfigError } from './errors.js';
+import { formatListen, parseListen } from './listen.js';
+import { parseServerAddress, parseServerLine, SERVER_FLAGS, SERVER_PARAMETERS, type ServerParameters } from './server-line.js';
+import type {
+  AccessLogTarget,
+  BalanceMethod,
+  Config,
+  HeaderRule,
+  ListenAddress,
+  LogConfig,
+  LogLevel,
+  NextUpstreamToken,
+  ProxySettings,
+  ServerConfig,
+  UpstreamConfig,
+} from './types.js';
+import { MAX_TIMER_MS, parseDurationMs, parseInteger, parseSize, valueOf } from './units.js';
+import { compileTemplate } from './variables.js';
+
+/** Reads and resolves a configuration file; every problem is a ConfigError naming file, line and column. */
+export async function loadConfig(file: string): Promise<Config> {
+  let source: string;
+  try {
+    source = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw ConfigError.unreadable(file, cause);
+  }
+  return parseConfig(source, file);
+}
+
+/** Parses, validates and defaults a configuration; pure, `file` is only used in messages. Throws ConfigError. */
+export function parseConfig(source: string, file: string): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(source, { lineCounter });
+  const [syntaxError] = doc.errors;
+  if (syntaxError !== undefined) {
+    const position = syntaxError.linePos?.[0];
+    // yaml's first line ends with its own " at line L, column C:", which the prefix already says.
+    const text = syntaxError.message.split('\n', 1)[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(text, { file, line: position?.line, column: position?.col });
+  }
+  if (doc.contents === null) {
+    throw new ConfigError('the configuration is empty: it needs at least "listen" and "upstream.servers"', { file });
+  }
+  const reader = new Reader(file, lineCounter, doc);
+  const root: Field = { node: reader.resolve(doc.contents), path: '' };
+  if (!isMap(root.node)) {
+    reader.fail(root, `the configuration must be a mapping with "listen" and "upstream", got ${describe(root.node)}`);
+  }
+  const sections = reader.mapping(root, TOP_KEYS);
+  return deepFreeze({
+    file,
+    listen: readListen(reader, reader.required(root, sections, 'listen')),
+    upstream: readUpstream(reader, reader.required(root, sections, 'upstream')),
+    proxy: readProxy(reader, sections.get('proxy')),
+    log: readLog(reader, sections.get('log')),
+  } satisfies Config);
+}
+
+const TOP_KEYS = ['listen', 'upstream', 'proxy', 'log'];
+const UPSTREAM_KEYS = ['name', 'servers', 'balance', 'keepalive'];
+const SERVER_KEYS = ['address', ...SERVER_PARAMETERS.keys(), ...SERVER_FLAGS];
+const PROXY_KEYS = [
+  'next_upstream',
+  'next_upstream_tries',
+  'next_upstream_timeout',
+  'connect_timeout',
+  'send_timeout',
+  'read_timeout',
+  'client_max_body_size',
+  'set_header',
+];
+const LOG_KEYS = ['level', 'access'];
+
+const BALANCE_METHODS: readonly BalanceMethod[] = ['round_robin', 'least_conn', 'ip_hash', 'random'];
+/** ngx_http_upstream_ip_hash and ngx_http_upstream_random do not set NGX_HTTP_UPSTREAM_BACKUP. */
+const WITHOUT_BACKUP: ReadonlySet<BalanceMethod> = new Set(['ip_hash', 'random']);
+const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
+/** ngx_http_proxy_next_upstream_masks; `off` is handled apart. */
+const NEXT_UPSTREAM_TOKENS: ReadonlySet<string> = new Set<NextUpstreamToken>([
+  'error',
+  'timeout',
+  'invalid_header',
+  'http_500',
+  'http_502',
+  'http_503',
+  'http_504',
+  'http_403',
+  'http_404',
+  'http_429',
+  'non_idempotent',
+]);
+/** RFC 9110 §5.1: field-name = token; §5.6.2: tchar. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** RFC 9110 §5.5: CR, LF and NUL are never valid in a field value. */
+const FORBIDDEN_IN_HEADER_VALUE = /[\r\n\0]/;
+/** It becomes $proxy_host, the Host header sent upstream, so it must be a valid host name. */
+const UPSTREAM_NAME = /^[A-Za-z0-9._-]+$/;
+
+/** A value in the document and its YAML path; `node` is null where YAML has none (the `a` of a flow `{a}`). */
+interface Field {
+  readonly node: Node | null;
+  readonly path: string;
+  /** Where to point when `node` is null. */
+  readonly keyNode?: Node;
+}
+
+function readListen(reader: Reader, field: Field): readonly ListenAddress[] {
+  const items = isSeq(field.node) ? reader.items(field) : [field];
+  if (items.length === 0) reader.fail(field, 'listen must be a port, an address or a list of them, got an empty list');
+  const seen = new Set<string>();
+  return items.map((item) => {
+    const text = reader.text(item, 'a port like 8080, an address like "127.0.0.1:8080" or "unix:/run/sockproxy.sock"');
+    const address = parseListen(text);
+    if ('error' in address) reader.fail(item, `${address.error} in ${item.path}`);
+    // Two listeners on one address fail at bind time with EADDRINUSE; nginx refuses it at load.
+    const key = formatListen(address);
+    if (seen.has(key)) reader.fail(item, `a duplicate listen "${key}" in ${item.path}`);
+    seen.add(key);
+    return address;
+  });
+}
+
+function readUpstream(reader: Reader, field: Field): UpstreamConfig {
+  const keys = reader.mapping(field, UPSTREAM_KEYS);
+  const nameField = keys.get('name');
+  const nameExpected = 'a host name (letters, digits, ".", "-", "_")';
+  const name = nameField ? reader.text(nameField, nameExpected) : DEFAULTS.upstream.name;
+  if (nameField && !UPSTREAM_NAME.test(name)) {
+    reader.fail(nameField, `${nameField.path} must be ${nameExpected}, got ${JSON.stringify(name)}`);
+  }
+  const balanceField = keys.get('balance');
+  const balance = balanceField ? reader.oneOf(balanceField, BALANCE_METHODS) : DEFAULTS.upstream.balance;
+  const keepaliveField = keys.get('keepalive');
+  const keepalive = keepaliveField ? reader.integer(keepaliveField) : DEFAULTS.upstream.keepalive;
+
+  const serversField = reader.required(field, keys, 'servers');
+  // `servers:` with every line commented out is null: the same empty block as in nginx.
+  const serverItems = isNull(serversField.node) ? [] : reader.items(serversField);
+  if (serverItems.length === 0) reader.fail(serversField, `no servers are inside upstream in ${serversField.path}`);
+  const servers = serverItems.map((item) => {
+    const server = readServer(reader, item);
+    // nginx checks this flag when it meets the server line; YAML keys have no order, so check after.
+    if (server.backup && WITHOUT_BACKUP.has(balance)) {
+      reader.fail(item, `balancing method does not support parameter "backup" in ${item.path} (balance is "${balance}")`);
+    }
+    return server;
+  });
+  return { name, servers, balance, keepalive };
+}
+
+function readServer(reader: Reader, field: Field): ServerConfig {
+  if (!isMap(field.node)) {
+    const text = reader.text(field, 'a server line like "unix:/run/app.sock" or "127.0.0.1:8000 weight=2", or a mapping');
+    const server = parseServerLine(text);
+    if ('error' in server) reader.fail(field, `${server.error} in ${field.path}`);
+    return server;
+  }
+  const keys = reader.mapping(field, SERVER_KEYS);
+  const addressField = reader.required(field, keys, 'address');
+  const address = parseServerAddress(reader.text(addressField, 'an address like "unix:/run/app.sock" or "127.0.0.1:8000"'));
+  if ('error' in address) reader.fail(addressField, `${address.error} in ${addressField.path}`);
+  const parameters: ServerParameters = { ...DEFAULTS.server };
+  for (const [key, parameter] of SERVER_PARAMETERS) {
+    const valueField = keys.get(key);
+    if (valueField) parameters[parameter.field] = reader.parsed(valueField, parameter.expected, parameter.parse);
+  }
+  for (const flag of SERVER_FLAGS) {
+    const valueField = keys.get(flag);
+    if (valueField) parameters[flag as 'backup' | 'down'] = reader.boolean(valueField);
+  }
+  return { address, ...parameters };
+}
+
+function readProxy(reader: Reader, field: Field | undefined): ProxySettings {
+  const keys = field ? reader.mapping(field, PROXY_KEYS) : new Map<string, Field>();
+  const get = <T>(key: string, read: (field: Field) => T, fallback: T): T => {
+    const valueField = keys.get(key);
+    return valueField ? read(valueField) : fallback;
+  };
+  const proxy = DEFAULTS.proxy;
+  return {
+    nextUpstream: get('next_upstream', (f) => readNextUpstream(reader, f), new Set(proxy.nextUpstream)),
+    nextUpstreamTries: get('next_upstream_tries', (f) => reader.integer(f), proxy.nextUpstreamTries),
+    nextUpstreamTimeoutMs: get('next_upstream_timeout', (f) => reader.duration(f, 0), proxy.nextUpstreamTimeoutMs),
+    // nginx arms a 0 ms timer (an immediate timeout) where Node and undici read 0 as "never": refuse both readings.
+    connectTimeoutMs: get('connect_timeout', (f) => reader.duration(f, 1), proxy.connectTimeoutMs),
+    sendTimeoutMs: get('send_timeout', (f) => reader.duration(f, 1), proxy.sendTimeoutMs),
+    readTimeoutMs: get('read_timeout', (f) => reader.duration(f, 1), proxy.readTimeoutMs),
+    clientMaxBodySizeBytes: get(
+      'client_max_body_size',
+      (f) => reader.parsed(f, 'a size like 1m, 512k or 4g (0 = unlimited)', (text) => valueOf(parseSize(text))),
+      proxy.clientMaxBodySizeBytes,
+    ),
+    setHeader: get('set_header', (f) => readSetHeader(reader, f), proxy.setHeader),
+  };
+}
+
+/** ngx_conf_set_bitmask_slot with ngx_http_proxy_next_upstream_masks, then the merge rule "off wins". */
+function readNextUpstream(reader: Reader, field: Field): ReadonlySet<NextUpstreamToken> {
+  const expected = 'conditions like "error timeout http_502", or "off"';
+  const tokens: Array<{ token: string; field: Field }> = isSeq(field.node)
+    ? reader.items(field).map((item) => ({ token: reader.text(item, expected), field: item }))
+    : reader
+        .text(field, expected)
+        .split(/\s+/)
+        .filter((token) => token !== '')
+        .map((token) => ({ token, field }));
+  if (tokens.length === 0) reader.fail(field, `${field.path} must list ${expected}, got ${describe(field.node)}`);
+  const result = new Set<NextUpstreamToken>();
+  let off = false;
+  for (const { token, field: tokenField } of tokens) {
+    const lower = token.toLowerCase();
+    if (lower === 'off') off = true;
+    else if (NEXT_UPSTREAM_TOKENS.has(lower)) result.add(lower as NextUpstreamToken);
+    else reader.fail(tokenField, `invalid value "${token}" in ${field.path}`);
+  }
+  return off ? new Set() : result;
+}
+
+function readSetHeader(reader: Reader, field: Field): readonly HeaderRule[] {
+  if (isNull(field.node)) return [];
+  const rules: HeaderRule[] = [];
+  for (const [name, valueField, keyField] of reader.pairs(field)) {
+    if (!HEADER_NAME.test(name)) {
+      reader.fail(keyField, `invalid header name ${JSON.stringify(name)} in ${field.path} (RFC 9110 token characters only)`);
+    }
+    const lower = name.toLowerCase();
+    // YAML rejects exact duplicate keys; header names are case-insensitive, so catch the rest.
+    if (rules.some((rule) => rule.name === lower)) reader.fail(keyField, `duplicate header "${name}" in ${field.path}`);
+    const value = reader.text(valueField, 'a string ("" removes the header)');
+    if (FORBIDDEN_IN_HEADER_VALUE.test(value)) {
+      reader.fail(valueField, `${valueField.path} must not contain CR, LF or NUL, got ${JSON.stringify(value)}`);
+    }
+    const template = compileTemplate(value);
+    if ('error' in template) reader.fail(valueField, `${template.error} in ${valueField.path}`);
+    rules.push({ name: lower, template });
+  }
+  return rules;
+}
+
+function readLog(reader: Reader, field: Field | undefined): LogConfig {
+  const keys = field ? reader.mapping(field, LOG_KEYS) : new Map<string, Field>();
+  const levelField = keys.get('level');
+  const accessField = keys.get('access');
+  return {
+    level: levelField ? reader.oneOf(levelField, LOG_LEVELS) : DEFAULTS.log.level,
+    access: accessField ? readAccess(reader, accessField) : DEFAULTS.log.access,
+  };
+}
+
+function readAccess(reader: Reader, field: Field): AccessLogTarget {
+  const expected = 'stdout, stderr, off or a file path';
+  const text = reader.text(field, expected);
+  if (text === 'stdout' || text === 'stderr' || text === 'off') return { kind: text };
+  if (text === '') reader.fail(field, `${field.path} must be ${expected}, got ""`);
+  return { kind: 'file', path: text };
+}
+
+/** Turns nodes into values, or into a ConfigError pointing at the node. */
+class Reader {
+  constructor(
+    private readonly file: string,
+    private readonly lineCounter: LineCounter,
+    private readonly doc: Document,
+  ) {}
+
+  fail(field: Field, text: string): never {
+    const node = field.node ?? field.keyNode;
+    const offset = node?.range?.[0];
+    const position = offset === undefined ? undefined : this.lineCounter.linePos(offset);
+    throw new ConfigError(text, { file: this.file, line: position?.line, column: position?.col, path: field.path });
+  }
+
+  /** Follows an alias (`*name`) to the node it names. */
+  resolve(node: unknown): Node | null {
+    if (isAlias(node)) return node.resolve(this.doc) ?? null;
+    return isMap(node) || isSeq(node) || isScalar(node) ? node : null;
+  }
+
+  /** A mapping's entries by key, refusing keys outside `known`. A key without value (null) reads as an empty mapping. */
+  mapping(field: Field, known: readonly string[]): Map<string, Field> {
+    const entries = new Map<string, Field>();
+    if (isNull(field.node)) return entries;
+    for (const [key, valueField, keyField] of this.pairs(field)) {
+      if (!known.includes(key)) {
+        const where = field.path === '' ? '' : ` in ${field.path}`;
+        const suggestion = closest(key, known);
+        this.fail(keyField, `unknown key "${key}"${where}${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`);
+      }
+      entries.set(key, valueField);
+    }
+    return entries;
+  }
+
+  /** Each key of a mapping as text, with its value and the key itself as fields. */
+  pairs(field: Field): Array<[string, Field, Field]> {
+    if (!isMap(field.node)) this.fail(field, `${field.path} must be a mapping, got ${describe(field.node)}`);
+    return field.node.items.map((pair) => {
+      const keyNode = this.resolve(pair.key);
+      const key = isScalar(keyNode) ? scalarText(keyNode) : describe(keyNode);
+      const path = field.path === '' ? key : `${field.path}.${key}`;
+      const keyField: Field = { node: keyNode, path };
+      return [key, { node: this.resolve(pair.value), path, keyNode: keyNode ?? undefined }, keyField] as [string, Field, Field];
+    });
+  }
+
+  items(field: Field): Field[] {
+    if (!isSeq(field.node)) this.fail(field, `${field.path} must be a list, got ${describe(field.node)}`);
+    return field.node.items.map((item, index) => ({ node: this.resolve(item), path: `${field.path}[${index}]` }));
+  }
+
+  required(parent: Field, entries: Map<string, Field>, key: string): Field {
+    const field = entries.get(key);
+    if (field) return field;
+    const where = parent.path === '' ? '' : ` in ${parent.path}`;
+    return this.fail(parent, `missing required key "${key}"${where}`);
+  }
+
+  /** A string, or a number's text as written (nginx sees "1.0", not 1). */
+  text(field: Field, expected: string): string {
+    const { node } = field;
+    if (isScalar(node) && (typeof node.value === 'string' || typeof node.value === 'number')) return scalarText(node);
+    return this.fail(field, `${field.path} must be ${expected}, got ${describe(node)}`);
+  }
+
+  /** A value through one of the units parsers; `parse` returns undefined for anything invalid. */
+  parsed(field: Field, expected: string, parse: (text: string) => number | undefined): number {
+    const text = this.text(field, expected);
+    const value = parse(text);
+    if (value !== undefined) return value;
+    return this.fail(field, `${field.path} must be ${expected}, got ${JSON.stringify(text)}`);
+  }
+
+  integer(field: Field): number {
+    return this.parsed(field, 'a non-negative integer', (text) => valueOf(parseInteger(text)));
+  }
+
+  /** A proxy_* duration (ngx_conf_set_msec_slot) in ms, at least `minimum` and short enough for a Node timer. */
+  duration(field: Field, minimum: number): number {
+    const range = minimum === 0 ? '0 = unlimited' : 'more than 0';
+    const expected = `a duration like 60s, 1m30s or 500ms (${range}, at most 24d20h)`;
+    return this.parsed(field, expected, (text) => {
+      const ms = valueOf(parseDurationMs(text));
+      return ms === undefined || ms < minimum || ms > MAX_TIMER_MS ? undefined : ms;
+    });
+  }
+
+  boolean(field: Field): boolean {
+    const { node } = field;
+    if (isScalar(node) && typeof node.value === 'boolean') return node.value;
+    return this.fail(field, `${field.path} must be true or false, got ${describe(node)}`);
+  }
+
+  oneOf<T extends string>(field: Field, values: readonly T[]): T {
+    const expected = `one of ${values.join(', ')}`;
+    const text = this.text(field, expected);
+    if ((values as readonly string[]).includes(text)) return text as T;
+    return this.fail(field, `${field.path} must be ${expected}, got ${JSON.stringify(text)}`);
+  }
+}
+
+/** An empty value: `key:` with nothing after it, `~` or `null`. */
+function isNull(node: Node | null): boolean {
+  return node === null || (isScalar(node) && node.value === null);
+}
+
+function scalarText(node: { value: unknown; source?: string | undefined }): string {
+  if (typeof node.value === 'string') return node.value;
+  return node.source ?? String(node.value);
+}
+
+/** How a wrong value is shown in "must be X, got Y". */
+function describe(node: Node | null): string {
+  if (isMap(node)) return 'a mapping';
+  if (isSeq(node)) return 'a list';
+  if (isNull(node)) return 'nothing';
+  return isScalar(node) ? JSON.stringify(scalarText(node)) : 'an unsupported value';
+}
+
+/**
+ * The one known key closest to a misspelt one, within two edits and no more than half the
+ * key's length (so "foo" does not suggest "log").
+ */
+function closest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  let tie = false;
+  for (const candidate of known) {
+    const distance = editDistance(key.toLowerCase(), candidate);
+    if (distance > 2 || distance * 2 > candidate.length) continue;
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+      tie = false;
+    } else if (distance === bestDistance) {
+      tie = true;
+    }
+  }
+  return tie ? undefined : best;
+}
+
+/** Levenshtein distance, one row at a time. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
