@@ -1,0 +1,36 @@
+/**
+ * `npm run demo`: the sample app on a Unix socket and the proxy in front of it, the
+ * nginx + Gunicorn pair in one command. Ctrl-C stops both.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const APP_SOCKET = '/tmp/sockproxy-app.sock';
+const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
+
+function start(name: string, args: string[]): ChildProcess {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      process.stderr.write(`[demo] ${name} exited (${signal ?? code}); stopping\n`);
+      stop();
+    }
+  });
+  return child;
+}
+
+let stopping = false;
+const children: ChildProcess[] = [];
+function stop(): void {
+  stopping = true;
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+}
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+
+children.push(start('app', [here('./app.js'), '--bind', `unix:${APP_SOCKET}`]));
+// The proxy does not need the socket to exist yet: until it does, requests get a 502.
+children.push(start('proxy', [here('./proxy.js'), '--config', here('../config/upstream.yaml')]));
+process.stderr.write(
+  `[demo] app on unix:${APP_SOCKET}, proxy on :8080. Try:  curl localhost:8080/   (Ctrl-C stops both)\n`,
+);
