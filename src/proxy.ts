@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
-import { createAccessLog, createErrorLog, flushLog } from './observe/logger.js';
+import { createAccessLog, createErrorLog, type Logger } from './observe/logger.js';
 import { startProxy, type RunningProxy } from './run.js';
 import { describeServer } from './upstream/address.js';
 
@@ -98,35 +98,33 @@ async function main(argv: string[]): Promise<number> {
     `sockproxy ${version()} listening on ${proxy.addresses.join(', ')}, upstream "${config.upstream.name}": ${servers}`,
   );
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        // A second signal: stop now, as nginx's fast shutdown does.
-        resolve(0);
-        return;
-      }
-      stopping = true;
-      errorLog.info({ signal }, `${signal} received, shutting down gracefully`);
-      const deadline = setTimeout(() => resolve(0), SHUTDOWN_TIMEOUT_MS);
-      deadline.unref();
-      void proxy.close().then(() => resolve(0));
+  await stopSignal(errorLog);
+  // A bounded graceful stop: requests in flight finish, unless they outlast the deadline.
+  const deadline = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_TIMEOUT_MS).unref());
+  await Promise.race([proxy.close(), deadline, stopSignal(errorLog)]);
+  if (accessLog !== undefined) await new Promise<void>((resolve) => accessLog.flush(() => resolve()));
+  return 0;
+}
+
+/** Resolves on the next SIGTERM or SIGINT (docker stop, Ctrl-C); a second one cuts the graceful stop short. */
+function stopSignal(errorLog: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      errorLog.info({ signal }, `${signal} received, shutting down`);
+      resolve();
     };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  }).finally(() => {
-    flushLog(accessLog);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
 }
 
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-    // Whatever is still open (a stuck connection past the deadline) must not keep us alive.
-    if (code === 0 && process.listenerCount('SIGTERM') > 0) setImmediate(() => process.exit(code));
-  },
+  // Exit explicitly: a client connection still open past the deadline must not keep us alive.
+  (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(`sockproxy: [alert] unexpected failure: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

@@ -30,8 +30,3 @@ export function createAccessLog(target: AccessLogTarget): Logger | undefined {
       return pino(options, pino.destination({ dest: target.path, sync: false, mkdir: true }));
   }
 }
-
-/** Writes out what an asynchronous destination still holds (before exit). */
-export function flushLog(logger: Logger | undefined): void {
-  logger?.flush();
-}

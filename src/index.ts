@@ -1,0 +1,17 @@
+/** sockproxy's programmatic API: load a configuration, start the proxy on it. */
+export { loadConfig, parseConfig } from './config/load.js';
+export { ConfigError } from './config/errors.js';
+export { ListenError } from './server/listen.js';
+export { startProxy } from './run.js';
+export { createAccessLog, createErrorLog } from './observe/logger.js';
+export type { ProxyLogs, RunningProxy } from './run.js';
+export type {
+  Config,
+  ListenAddress,
+  LogConfig,
+  NextUpstreamToken,
+  ProxySettings,
+  ServerConfig,
+  SocketAddress,
+  UpstreamConfig,
+} from './config/types.js';
