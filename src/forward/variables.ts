@@ -55,9 +55,15 @@ export function renderTemplate(template: HeaderTemplate, context: VariableContex
   return value;
 }
 
-/** nginx prints "unix:" as $remote_addr for a client on a Unix-socket listener. */
+/**
+ * $remote_addr. A port bound on every address takes IPv4 clients on an IPv6 socket;
+ * they are shown as nginx shows them, "127.0.0.1", not "::ffff:127.0.0.1". nginx prints
+ * "unix:" for a client on a Unix-socket listener.
+ */
 export function remoteAddr(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unix:';
+  const address = req.socket.remoteAddress;
+  if (address === undefined) return 'unix:';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
 /**

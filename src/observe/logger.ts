@@ -18,6 +18,7 @@ export function createErrorLog(level: LogLevel, destination: pino.DestinationStr
  * are not lost when the process is killed.
  */
 export function createAccessLog(target: AccessLogTarget): Logger | undefined {
+  // No pid or hostname on access lines: the time, pino's level and nginx's fields.
   const options = { base: null, timestamp: pino.stdTimeFunctions.isoTime };
   switch (target.kind) {
     case 'off':
