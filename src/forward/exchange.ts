@@ -61,6 +61,14 @@ class NextUpstreamError extends Error {
   }
 }
 
+class InvalidHeaderError extends Error {
+  // Classified like llhttp's header errors: invalid_header, "upstream sent invalid header".
+  readonly code = 'HPE_INVALID_HEADER_TOKEN';
+  constructor() {
+    super('upstream sent a header value that cannot be forwarded');
+  }
+}
+
 class BodyTooLargeError extends Error {
   readonly code = 'SOCKPROXY_BODY_TOO_LARGE';
   constructor() {
@@ -124,10 +132,8 @@ export class Exchange implements AttemptListener {
     const limit = this.#ctx.proxy.clientMaxBodySizeBytes;
     const declared = Number(this.#req.headers['content-length']);
     if (limit > 0 && declared > limit) {
-      // Refused before any upstream is contacted (ngx_http_core_module); the unread body
-      // makes the connection unusable, so it is closed after the answer.
+      // Refused before any upstream is contacted (ngx_http_core_module).
       this.#logError('error', `client intended to send too large body: ${declared} bytes`);
-      this.#res.shouldKeepAlive = false;
       this.#respondError(413);
       return;
     }
@@ -188,8 +194,15 @@ export class Exchange implements AttemptListener {
       this.#next();
       return;
     }
+    try {
+      this.#res.writeHead(status, clientResponseHeaders(headers, this.#requestId));
+    } catch {
+      // A header value node will not send (ERR_INVALID_CHAR): nginx's invalid_header.
+      attempt.abandon(new InvalidHeaderError());
+      this.onAttemptError(attempt, new InvalidHeaderError());
+      return;
+    }
     this.#status = status;
-    this.#res.writeHead(status, clientResponseHeaders(headers, this.#requestId));
   }
 
   onAttemptData(attempt: Attempt, chunk: Buffer): void {
@@ -274,6 +287,8 @@ export class Exchange implements AttemptListener {
   // --- responses and logs -------------------------------------------------------------
 
   #respondError(status: number, text = ERROR_TEXT[status] ?? 'Error'): void {
+    // An unread body would be taken for the next request: close after this answer.
+    if (this.#body !== undefined && !this.#body.complete) this.#res.shouldKeepAlive = false;
     const body = `${status} ${text}\nrequest_id: ${this.#requestId}\n`;
     this.#status = status;
     this.#bytesSent = Buffer.byteLength(body);
@@ -293,7 +308,9 @@ export class Exchange implements AttemptListener {
   #finish(): void {
     if (this.#done) return;
     this.#done = true;
-    this.#body?.release();
+    // A connection that stays open must be read past the rest of the body; one that closes need not.
+    if (this.#body?.complete === false && this.#res.shouldKeepAlive) this.#body.discard();
+    else this.#body?.release();
     this.#res.off('close', this.#onClientClose);
     const log = this.#ctx.accessLog;
     if (log === undefined) return;

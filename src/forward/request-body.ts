@@ -69,6 +69,22 @@ export class RequestBody {
     return stream;
   }
 
+  /** Whether the client has sent the whole body. */
+  get complete(): boolean {
+    return this.#ended;
+  }
+
+  /**
+   * The response is decided while the client is still sending (an early answer from the
+   * app, a 413, an error): read and drop the rest, as nginx discards an unread body, so the
+   * client is not left blocked on a full socket.
+   */
+  discard(): void {
+    this.release();
+    this.#req.off('data', this.#onData);
+    this.#req.resume();
+  }
+
   /** Stops feeding the current attempt (it failed or finished); the client is paused. */
   release(): void {
     this.#clearSendTimer();
