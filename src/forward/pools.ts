@@ -43,7 +43,8 @@ export class PoolRegistry {
    * past N in flight, the extra connection is closed once its response is done.
    */
   shouldCloseAfter(peer: Peer): boolean {
-    return peer.active > this.#keepalive;
+    // Called before the new request is counted in `active`.
+    return peer.active >= this.#keepalive;
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,71 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import { request } from 'undici';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
+import { makeTempDir } from '../helpers/temp.js';
+
+/** Upstream keep-alive as nginx's `keepalive N`: idle connections kept, extra ones closed. */
+describe('upstream keepalive', () => {
+  let tmp: ReturnType<typeof makeTempDir>;
+  let proxy: ProxyProcess | undefined;
+  let server: http.Server;
+  let connections: number;
+
+  beforeEach(async () => {
+    tmp = makeTempDir();
+    connections = 0;
+    server = http.createServer((req, res) => {
+      const delay = Number(new URL(req.url!, 'http://x').searchParams.get('delay') ?? 0);
+      setTimeout(() => res.end('ok'), delay);
+    });
+    server.keepAliveTimeout = 10_000;
+    server.on('connection', () => connections++);
+    server.listen(tmp.path('app.sock'));
+    await once(server, 'listening');
+  });
+
+  afterEach(async () => {
+    await proxy?.stop();
+    proxy = undefined;
+    server.closeAllConnections();
+    server.close();
+    tmp.remove();
+  });
+
+  const start = async (keepalive: number) => {
+    proxy = await startProxyProcess(
+      `upstream:\n  keepalive: ${keepalive}\n  servers: [ "unix:${tmp.path('app.sock')}" ]\n`,
+      tmp.dir,
+    );
+  };
+
+  const get = async (path = '/') => (await request(`${proxy!.url}${path}`)).body.text();
+
+  it('reuses one connection for sequential requests', async () => {
+    await start(32);
+    for (let i = 0; i < 10; i++) expect(await get()).toBe('ok');
+    expect(connections).toBe(1);
+  });
+
+  it('keepalive: 0 opens a new connection per request', async () => {
+    await start(0);
+    for (let i = 0; i < 5; i++) expect(await get()).toBe('ok');
+    expect(connections).toBe(5);
+  });
+
+  it('keeps at most N idle connections after a burst', async () => {
+    await start(2);
+    await Promise.all(Array.from({ length: 6 }, () => get('/?delay=200')));
+    expect(connections).toBe(6);
+    // The 4 connections past keepalive=2 are closed once their responses are done.
+    const openConnections = () =>
+      new Promise<number>((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    const deadline = Date.now() + 1000;
+    while ((await openConnections()) > 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(await openConnections()).toBe(2);
+    // The next request reuses a kept connection.
+    expect(await get()).toBe('ok');
+    expect(connections).toBe(6);
+  });
+});
