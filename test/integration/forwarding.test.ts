@@ -225,3 +225,46 @@ describe('forwarding to a TCP upstream', () => {
     expect(await res.body.text()).toBe('ok tcp\n');
   });
 });
+
+describe('set_header (proxy_set_header)', () => {
+  const tmp = makeTempDir();
+  let app: TestUpstream;
+  let proxy: ProxyProcess;
+
+  beforeAll(async () => {
+    app = await httpUpstream(tmp.path('app.sock'));
+    proxy = await startProxyProcess(
+      [
+        'upstream:',
+        '  name: app_server',
+        `  servers: [ "${app.address}" ]`,
+        'proxy:',
+        '  set_header:',
+        '    Host: $proxy_host',
+        '    X-Real-IP: $remote_addr',
+        '    X-Forwarded-Host: ""',
+        '    X-Trace: "$request_method $uri args=$args ua=$http_user_agent"',
+        '',
+      ].join('\n'),
+      tmp.dir,
+    );
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await app?.close();
+    tmp.remove();
+  });
+
+  it('overrides, adds and removes headers, with nginx variables', async () => {
+    const res = await request(`${proxy.url}/p/q?a=1`, { headers: { 'user-agent': 'ua/1', 'x-forwarded-host': 'spoofed' } });
+    expect(res.statusCode).toBe(200);
+    await res.body.text();
+    const seen = app.requests.at(-1)!.headers;
+    expect(seen.host).toBe('app_server');
+    expect(seen['x-real-ip']).toBe('127.0.0.1');
+    expect(seen['x-forwarded-host']).toBeUndefined();
+    expect(seen['x-trace']).toBe('GET /p/q args=a=1 ua=ua/1');
+    expect(seen['x-forwarded-for']).toBe('127.0.0.1');
+  });
+});
