@@ -45,7 +45,9 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
   };
 
   const servers: Server[] = [];
+  let closing = false;
   const close = async (): Promise<void> => {
+    closing = true;
     await Promise.all(
       servers.map(
         (server) =>
@@ -61,8 +63,13 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
   try {
     for (const address of config.listen) {
       const server = createHttpServer((req, res, expectsContinue) => {
-        const exchange = new Exchange(forward, req, res);
-        exchange.start(expectsContinue);
+        // While stopping, a connection is closed once its response is done, as nginx's
+        // graceful stop does, instead of lingering until the keep-alive timeout.
+        if (closing) res.shouldKeepAlive = false;
+        res.once('finish', () => {
+          if (closing) setImmediate(() => server.closeIdleConnections());
+        });
+        new Exchange(forward, req, res).start(expectsContinue);
       });
       await listen(server, address);
       servers.push(server);
