@@ -97,7 +97,7 @@ describe('selection: down, backup, max_conns, tried', () => {
   });
 
   it('skips a server at max_conns; with every server full there is no live upstream', () => {
-    const { group, next, peer } = groupOf([server('a', { maxConns: 1 }), server('b', { maxConns: 1 })]);
+    const { next, peer } = groupOf([server('a', { maxConns: 1 }), server('b', { maxConns: 1 })]);
     peer('a').active = 1;
     expect(next()).toBe('unix:/b');
     peer('b').active = 1;
