@@ -134,6 +134,9 @@ export class Exchange implements AttemptListener {
     if (limit > 0 && declared > limit) {
       // Refused before any upstream is contacted (ngx_http_core_module).
       this.#logError('error', `client intended to send too large body: ${declared} bytes`);
+      // A client waiting for 100 Continue has not sent the body: refuse it and close,
+      // rather than read a body nobody wants.
+      if (expectsContinue) this.#res.shouldKeepAlive = false;
       this.#respondError(413);
       return;
     }
@@ -287,8 +290,6 @@ export class Exchange implements AttemptListener {
   // --- responses and logs -------------------------------------------------------------
 
   #respondError(status: number, text = ERROR_TEXT[status] ?? 'Error'): void {
-    // An unread body would be taken for the next request: close after this answer.
-    if (this.#body !== undefined && !this.#body.complete) this.#res.shouldKeepAlive = false;
     const body = `${status} ${text}\nrequest_id: ${this.#requestId}\n`;
     this.#status = status;
     this.#bytesSent = Buffer.byteLength(body);
@@ -301,6 +302,20 @@ export class Exchange implements AttemptListener {
     this.#finish();
   }
 
+  /**
+   * nginx's lingering close, for an answer given before the client finished its body (a
+   * 413, an early answer from the app, an error): once the answer is out, end our side of
+   * the connection, and read and drop what the client still sends until it is done. Simply
+   * closing with its data unread makes the kernel reset the connection, and the client
+   * may then never read the answer.
+   */
+  #closeLingering(body: RequestBody): void {
+    const socket = this.#req.socket;
+    body.discard();
+    if (this.#res.writableFinished) socket.end();
+    else this.#res.once('finish', () => socket.end());
+  }
+
   #record(attempt: Attempt, status: string): void {
     this.#tried.push({ addr: attempt.peer.name, status, time: formatSeconds(attempt.durationMs) });
   }
@@ -308,8 +323,7 @@ export class Exchange implements AttemptListener {
   #finish(): void {
     if (this.#done) return;
     this.#done = true;
-    // A connection that stays open must be read past the rest of the body; one that closes need not.
-    if (this.#body?.complete === false && this.#res.shouldKeepAlive) this.#body.discard();
+    if (this.#body?.complete === false) this.#closeLingering(this.#body);
     else this.#body?.release();
     this.#res.off('close', this.#onClientClose);
     const log = this.#ctx.accessLog;

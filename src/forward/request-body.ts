@@ -9,6 +9,11 @@ import { Readable } from 'node:stream';
  */
 export const REPLAY_LIMIT_BYTES = 64 * 1024;
 
+/** nginx lingering_time: the longest an unwanted body is read and dropped before closing. */
+const LINGERING_TIME_MS = 30_000;
+/** nginx lingering_timeout: the longest wait for more of an unwanted body. */
+const LINGERING_TIMEOUT_MS = 5_000;
+
 export type BodyEvent = { kind: 'too_large'; bytes: number } | { kind: 'send_timeout' };
 
 /**
@@ -76,13 +81,31 @@ export class RequestBody {
 
   /**
    * The response is decided while the client is still sending (an early answer from the
-   * app, a 413, an error): read and drop the rest, as nginx discards an unread body, so the
-   * client is not left blocked on a full socket.
+   * app, a 413, an error): read and drop the rest, so that the client can finish writing
+   * and read the answer. Closing with its data unread would make the kernel send a reset,
+   * and the client could lose the answer. Bounded as nginx's lingering close is: the
+   * connection is closed after LINGERING_TIME_MS in all, or LINGERING_TIMEOUT_MS without data.
    */
   discard(): void {
     this.release();
-    this.#req.off('data', this.#onData);
-    this.#req.resume();
+    const req = this.#req;
+    req.off('data', this.#onData);
+    if (this.#ended || req.destroyed) return;
+    const giveUp = (): void => {
+      req.socket.destroy();
+    };
+    const overall = setTimeout(giveUp, LINGERING_TIME_MS).unref();
+    const idle = setTimeout(giveUp, LINGERING_TIMEOUT_MS).unref();
+    req.on('data', () => {
+      idle.refresh();
+    });
+    const stop = (): void => {
+      clearTimeout(overall);
+      clearTimeout(idle);
+    };
+    req.once('end', stop);
+    req.once('close', stop);
+    req.resume();
   }
 
   /** Stops feeding the current attempt (it failed or finished); the client is paused. */
