@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
+import { describe, expect, it } from 'vitest';
+import { useProxyFixture } from '../helpers/fixture.js';
 import { rawConnect, until } from '../helpers/raw-http.js';
-import { makeTempDir } from '../helpers/temp.js';
 import { httpUpstream, type SeenRequest, type TestUpstream } from '../helpers/upstreams.js';
 
 /** What an upstream saw of one request: when it arrived, whether it was answered, when it closed. */
@@ -22,27 +21,14 @@ interface Observed {
  * upstream request is aborted too, and the server is not blamed for it (nginx-semantics §1.7).
  */
 describe('a client that goes away', () => {
-  let tmp: ReturnType<typeof makeTempDir>;
-  let proxy: ProxyProcess | undefined;
-  const upstreams: TestUpstream[] = [];
-
-  beforeEach(() => {
-    tmp = makeTempDir();
-  });
-
-  afterEach(async () => {
-    await proxy?.stop();
-    proxy = undefined;
-    await Promise.all(upstreams.splice(0).map((u) => u.close()));
-    tmp.remove();
-  });
+  const fx = useProxyFixture();
 
   /**
    * An upstream named `name`: /slow answers after 2 s, /upload answers once the whole body
    * is in, anything else answers at once; every request is recorded in `observed`.
    */
   async function upstream(name: string, observed: Observed[]): Promise<TestUpstream> {
-    const u = await httpUpstream(tmp.path(`${name}.sock`), (req: IncomingMessage, res: ServerResponse, _seen: SeenRequest) => {
+    const u = await httpUpstream(fx.tmp.path(`${name}.sock`), (req: IncomingMessage, res: ServerResponse, _seen: SeenRequest) => {
       const o: Observed = {
         url: req.url!,
         arrivedAt: performance.now(),
@@ -69,16 +55,8 @@ describe('a client that goes away', () => {
         else answer();
       });
     });
-    upstreams.push(u);
+    fx.track(u);
     return u;
-  }
-
-  async function start(servers: string[], extra = ''): Promise<ProxyProcess> {
-    proxy = await startProxyProcess(
-      `upstream:\n  servers:\n${servers.map((s) => `    - ${s}\n`).join('')}${extra}`,
-      tmp.dir,
-    );
-    return proxy;
   }
 
   it('during a slow response: the upstream request is aborted, 499, and the server is not blamed', async () => {
@@ -86,10 +64,10 @@ describe('a client that goes away', () => {
     const seenB: Observed[] = [];
     const a = await upstream('a', seenA);
     const b = await upstream('b', seenB);
-    await start([`${a.address} fail_timeout=30s max_fails=1`, b.address]);
+    await fx.start([`${a.address} fail_timeout=30s max_fails=1`, b.address]);
 
     // Round robin starts with the first server listed: a.
-    const client = await rawConnect(proxy!.port);
+    const client = await rawConnect(fx.proxy!.port);
     const sentAt = performance.now();
     client.socket.write('GET /slow HTTP/1.1\r\nHost: example.test\r\n\r\n');
     await until(() => seenA.length === 1, 2_000, 'server a never got /slow');
@@ -102,10 +80,10 @@ describe('a client that goes away', () => {
     expect(seenA[0]!.closedAt! - abortedAt).toBeLessThan(1_000);
     expect(client.received()).toBe('');
 
-    const access = await proxy!.waitForLog((l) => l.request_uri === '/slow' && 'status' in l);
+    const access = await fx.proxy!.waitForLog((l) => l.request_uri === '/slow' && 'status' in l);
     expect(access.status).toBe(499);
     expect(access.upstream_addr).toBe(a.address);
-    await proxy!.waitForLog((l) =>
+    await fx.proxy!.waitForLog((l) =>
       String(l.msg).startsWith(
         'client prematurely closed connection, so upstream connection is closed too while reading response header from upstream',
       ),
@@ -114,21 +92,21 @@ describe('a client that goes away', () => {
     // Not a failure of a (max_fails=1 would take it out for 30 s): round robin goes on alternating.
     const answers: string[] = [];
     for (let i = 0; i < 4; i++) {
-      const res = await request(`${proxy!.url}/fast/${i}`);
+      const res = await request(`${fx.proxy!.url}/fast/${i}`);
       expect(res.statusCode).toBe(200);
       answers.push(await res.body.text());
     }
     expect(answers).toEqual(['ok b\n', 'ok a\n', 'ok b\n', 'ok a\n']);
     expect(seenB.map((o) => o.url)).toEqual(['/fast/0', '/fast/2']);
-    expect(proxy!.errors().some((l) => String(l.msg).includes('temporarily disabled'))).toBe(false);
+    expect(fx.proxy!.errors().some((l) => String(l.msg).includes('temporarily disabled'))).toBe(false);
   });
 
   it('while uploading: the upstream request is aborted, 499, and the proxy keeps serving', async () => {
     const seen: Observed[] = [];
     const a = await upstream('a', seen);
-    await start([a.address]);
+    await fx.start([a.address]);
 
-    const client = await rawConnect(proxy!.port);
+    const client = await rawConnect(fx.proxy!.port);
     client.socket.write('POST /upload HTTP/1.1\r\nHost: example.test\r\nContent-Length: 100000\r\n\r\n');
     client.socket.write(Buffer.alloc(1000, 'x'));
     // The body streams: the upstream has the request and the first 1000 bytes before the rest.
@@ -141,16 +119,16 @@ describe('a client that goes away', () => {
     expect(seen[0]!.bodyComplete).toBe(false);
     expect(seen[0]!.answered).toBe(false);
 
-    const access = await proxy!.waitForLog((l) => l.request_uri === '/upload' && 'status' in l);
+    const access = await fx.proxy!.waitForLog((l) => l.request_uri === '/upload' && 'status' in l);
     expect(access.status).toBe(499);
 
-    const res = await request(`${proxy!.url}/after`, { method: 'POST', body: 'still here' });
+    const res = await request(`${fx.proxy!.url}/after`, { method: 'POST', body: 'still here' });
     expect(res.statusCode).toBe(200);
     expect(await res.body.text()).toBe('ok a\n');
     expect(seen.map((o) => [o.url, o.bodyBytes, o.bodyComplete])).toEqual([
       ['/upload', 1000, false],
       ['/after', 10, true],
     ]);
-    expect(proxy!.child.exitCode).toBeNull();
+    expect(fx.proxy!.child.exitCode).toBeNull();
   });
 });

@@ -1,8 +1,7 @@
 import http from 'node:http';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
+import { describe, expect, it } from 'vitest';
+import { useProxyFixture } from '../helpers/fixture.js';
 import { LAST_CHUNK, rawConnect } from '../helpers/raw-http.js';
-import { makeTempDir } from '../helpers/temp.js';
 import { httpUpstream, type TestUpstream } from '../helpers/upstreams.js';
 
 const DECLARED = 100_000;
@@ -50,25 +49,12 @@ function httpGet(url: string): Promise<ClientView> {
  * retried (nginx: "upstream prematurely closed connection while reading upstream").
  */
 describe('an upstream that dies mid-body', () => {
-  let tmp: ReturnType<typeof makeTempDir>;
-  let proxy: ProxyProcess | undefined;
-  const upstreams: TestUpstream[] = [];
-
-  beforeEach(() => {
-    tmp = makeTempDir();
-  });
-
-  afterEach(async () => {
-    await proxy?.stop();
-    proxy = undefined;
-    await Promise.all(upstreams.splice(0).map((u) => u.close()));
-    tmp.remove();
-  });
+  const fx = useProxyFixture();
 
   /** Two servers that both die mid-body, so a retry would be seen whichever server it picked. */
   async function startDying(): Promise<[TestUpstream, TestUpstream]> {
     const dying = (name: string) =>
-      httpUpstream(tmp.path(`${name}.sock`), (req, res) => {
+      httpUpstream(fx.tmp.path(`${name}.sock`), (req, res) => {
         if (req.url === '/length') {
           res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': DECLARED });
           // Destroyed once the partial body is in the kernel: the proxy gets it, then EOF.
@@ -81,14 +67,14 @@ describe('an upstream that dies mid-body', () => {
       });
     const a = await dying('a');
     const b = await dying('b');
-    upstreams.push(a, b);
-    proxy = await startProxyProcess(`upstream:\n  servers:\n    - ${a.address}\n    - ${b.address}\n`, tmp.dir);
+    fx.track(a, b);
+    await fx.start([a.address, b.address]);
     return [a, b];
   }
 
   it('with Content-Length: the client gets fewer bytes and an error, not a complete response', async () => {
     const [a, b] = await startDying();
-    const view = await httpGet(`${proxy!.url}/length`);
+    const view = await httpGet(`${fx.proxy!.url}/length`);
     expect(view.status).toBe(200);
     expect(view.headers['content-length']).toBe(String(DECLARED));
     expect(view.bytes).toBeLessThan(DECLARED);
@@ -97,18 +83,18 @@ describe('an upstream that dies mid-body', () => {
     expect(view.complete).toBe(false);
     expect(view.failed).toBeDefined();
 
-    await proxy!.waitForLog((l) =>
+    await fx.proxy!.waitForLog((l) =>
       String(l.msg).startsWith('upstream prematurely closed connection while reading upstream'),
     );
     // The request is finished (access log) with one attempt only: no retry once bytes went out.
-    const access = await proxy!.waitForLog((l) => l.request_uri === '/length' && 'status' in l);
+    const access = await fx.proxy!.waitForLog((l) => l.request_uri === '/length' && 'status' in l);
     expect(access.upstream_addr).toBe(a.address);
     expect(a.requests.length + b.requests.length).toBe(1);
   });
 
   it('chunked: the connection is closed without the terminating chunk', async () => {
     const [a, b] = await startDying();
-    const client = await rawConnect(proxy!.port);
+    const client = await rawConnect(fx.proxy!.port);
     client.socket.write('GET /chunked HTTP/1.1\r\nHost: example.test\r\n\r\n');
     const text = await client.waitClosed(5_000);
 
@@ -125,10 +111,10 @@ describe('an upstream that dies mid-body', () => {
     expect(body.endsWith(LAST_CHUNK)).toBe(false);
     expect(body).not.toContain(`\r\n${LAST_CHUNK}`);
 
-    await proxy!.waitForLog((l) =>
+    await fx.proxy!.waitForLog((l) =>
       String(l.msg).startsWith('upstream prematurely closed connection while reading upstream'),
     );
-    await proxy!.waitForLog((l) => l.request_uri === '/chunked' && 'status' in l);
+    await fx.proxy!.waitForLog((l) => l.request_uri === '/chunked' && 'status' in l);
     expect(a.requests.length + b.requests.length).toBe(1);
   });
 });
