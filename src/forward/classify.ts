@@ -25,14 +25,6 @@ export interface UpstreamFailure {
   readonly severity: 'crit' | 'error';
 }
 
-/** Raised by sockproxy itself when proxy_send_timeout passes with the upstream not reading. */
-export class SendTimeoutError extends Error {
-  readonly code = 'SOCKPROXY_SEND_TIMEOUT';
-  constructor() {
-    super('upstream send timeout');
-  }
-}
-
 /** connect() errnos nginx logs at [error]; every other one is [crit]. */
 const ORDINARY_CONNECT_ERRORS = new Set([
   'ECONNREFUSED',
@@ -56,6 +48,8 @@ export function classifyUpstreamError(error: unknown, phase: Phase, upstream: st
     case 'UND_ERR_BODY_TIMEOUT':
     case 'SOCKPROXY_SEND_TIMEOUT':
       return { kind: 'timeout', message: TIMED_OUT, severity: 'error' };
+    case 'SOCKPROXY_INVALID_HEADER':
+      return { kind: 'invalid_header', message: 'upstream sent invalid header', severity: 'error' };
     case 'UND_ERR_HEADERS_OVERFLOW':
       return { kind: 'invalid_header', message: 'upstream sent too big header', severity: 'error' };
     case 'UND_ERR_SOCKET':

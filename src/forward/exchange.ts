@@ -4,10 +4,11 @@ import type { HeaderTemplate, ProxySettings } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import { type AccessEntry, formatSeconds, seconds } from '../observe/access-log.js';
 import type { Balancer } from '../balancer/index.js';
+import { ProxyError } from '../errors.js';
 import type { RequestPeers, UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
 import { Attempt, type AttemptListener } from './attempt.js';
-import { classifyUpstreamError, PHASE_ACTION, SendTimeoutError, type UpstreamFailure } from './classify.js';
+import { classifyUpstreamError, PHASE_ACTION, type UpstreamFailure } from './classify.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import {
   countsAsFailure,
@@ -46,35 +47,6 @@ const ERROR_TEXT: Readonly<Record<number, string>> = {
   504: 'Gateway Timeout: the upstream server did not answer in time',
 };
 const NO_LIVE_TEXT = 'Bad Gateway: no upstream server is available';
-
-class ClientClosedError extends Error {
-  readonly code = 'SOCKPROXY_CLIENT_CLOSED';
-  constructor() {
-    super('client closed the connection');
-  }
-}
-
-class NextUpstreamError extends Error {
-  readonly code = 'SOCKPROXY_NEXT_UPSTREAM';
-  constructor() {
-    super('response discarded: trying the next upstream server');
-  }
-}
-
-class InvalidHeaderError extends Error {
-  // Classified like llhttp's header errors: invalid_header, "upstream sent invalid header".
-  readonly code = 'HPE_INVALID_HEADER_TOKEN';
-  constructor() {
-    super('upstream sent a header value that cannot be forwarded');
-  }
-}
-
-class BodyTooLargeError extends Error {
-  readonly code = 'SOCKPROXY_BODY_TOO_LARGE';
-  constructor() {
-    super('request body larger than client_max_body_size');
-  }
-}
 
 /**
  * One client request through its upstream attempts: nginx's ngx_http_upstream_connect /
@@ -191,7 +163,7 @@ export class Exchange implements AttemptListener {
     const cause = statusCause(status, this.#ctx.proxy.nextUpstream);
     if (cause !== undefined && this.#mayTryNext(attempt, cause)) {
       // The response is dropped unread: its connection cannot be reused, so it is closed.
-      attempt.abandon(new NextUpstreamError());
+      attempt.abandon(new ProxyError('SOCKPROXY_NEXT_UPSTREAM'));
       this.#record(attempt, String(status));
       if (countsAsFailure(cause)) this.#ctx.group.recordFailure(attempt.peer);
       this.#next();
@@ -201,8 +173,7 @@ export class Exchange implements AttemptListener {
       this.#res.writeHead(status, clientResponseHeaders(headers, this.#requestId));
     } catch {
       // A header value node will not send (ERR_INVALID_CHAR): nginx's invalid_header.
-      attempt.abandon(new InvalidHeaderError());
-      this.onAttemptError(attempt, new InvalidHeaderError());
+      this.#failAttempt(attempt, new ProxyError('SOCKPROXY_INVALID_HEADER'));
       return;
     }
     this.#status = status;
@@ -248,18 +219,23 @@ export class Exchange implements AttemptListener {
     this.#respondError(statusForCause(failure.kind));
   }
 
+  /** Ends an attempt from our side for a reason that is the upstream's failure. */
+  #failAttempt(attempt: Attempt, error: ProxyError): void {
+    attempt.abandon(error);
+    this.onAttemptError(attempt, error);
+  }
+
   // --- client side --------------------------------------------------------------------
 
   readonly #onBodyEvent = (event: BodyEvent): void => {
     if (this.#done) return;
     if (event.kind === 'send_timeout') {
-      this.#attempt?.abandon(new SendTimeoutError());
-      if (this.#attempt !== undefined) this.onAttemptError(this.#attempt, new SendTimeoutError());
+      if (this.#attempt !== undefined) this.#failAttempt(this.#attempt, new ProxyError('SOCKPROXY_SEND_TIMEOUT'));
       return;
     }
     // A body without Content-Length grew past client_max_body_size while it streamed.
     this.#logError('error', `client intended to send too large chunked body: ${event.bytes} bytes`);
-    this.#attempt?.abandon(new BodyTooLargeError());
+    this.#attempt?.abandon(new ProxyError('SOCKPROXY_BODY_TOO_LARGE'));
     if (this.#attempt !== undefined) this.#record(this.#attempt, '-');
     if (this.#res.headersSent) {
       this.#res.destroy();
@@ -275,7 +251,7 @@ export class Exchange implements AttemptListener {
     // so nothing is counted against it (nginx logs 499).
     const attempt = this.#attempt;
     if (attempt !== undefined && !attempt.abandoned) {
-      attempt.abandon(new ClientClosedError());
+      attempt.abandon(new ProxyError('SOCKPROXY_CLIENT_CLOSED'));
       this.#record(attempt, '-');
       this.#logError(
         'info',

@@ -1,21 +1,13 @@
+import { DEFAULTS } from '../../src/config/defaults.js';
 import type { ServerConfig, UpstreamConfig } from '../../src/config/types.js';
 
 /** A server config for unit tests: "a" becomes unix:/a with nginx's defaults. */
 export function server(name: string, params: Partial<Omit<ServerConfig, 'address'>> = {}): ServerConfig {
-  return {
-    address: { kind: 'unix', path: `/${name}` },
-    weight: 1,
-    maxFails: 1,
-    failTimeoutSec: 10,
-    maxConns: 0,
-    backup: false,
-    down: false,
-    ...params,
-  };
+  return { address: { kind: 'unix', path: `/${name}` }, ...DEFAULTS.server, ...params };
 }
 
 export function upstream(servers: ServerConfig[], params: Partial<UpstreamConfig> = {}): UpstreamConfig {
-  return { name: 'backend', balance: 'round_robin', keepalive: 32, servers, ...params };
+  return { ...DEFAULTS.upstream, servers, ...params };
 }
 
 /** A clock the test moves by hand, in whole seconds as nginx's ngx_time(). */

@@ -7,6 +7,8 @@ function errno(code: string, errnoNumber: number): NodeJS.ErrnoException {
 
 describe('classifyUpstreamError: nginx failure type and wording, by err.code', () => {
   it.each([
+    [{ code: 'SOCKPROXY_SEND_TIMEOUT' }, 'sending', 'timeout', 'error', 'upstream timed out (110: Connection timed out)'],
+    [{ code: 'SOCKPROXY_INVALID_HEADER' }, 'reading_header', 'invalid_header', 'error', 'upstream sent invalid header'],
     [errno('ENOENT', 2), 'connecting', 'error', 'crit', 'connect() to unix:/a.sock failed (2: No such file or directory)'],
     [errno('EACCES', 13), 'connecting', 'error', 'crit', 'connect() to unix:/a.sock failed (13: Permission denied)'],
     [errno('ECONNREFUSED', 111), 'connecting', 'error', 'error', 'connect() to unix:/a.sock failed (111: Connection refused)'],
