@@ -52,11 +52,6 @@ export class PoolRegistry {
     this.#pools.clear();
   }
 
-  async destroy(): Promise<void> {
-    await Promise.all([...this.#pools.values()].map((pool) => pool.destroy()));
-    this.#pools.clear();
-  }
-
   #create(address: SocketAddress): Pool {
     const origin =
       address.kind === 'unix'

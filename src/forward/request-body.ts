@@ -49,11 +49,6 @@ export class RequestBody {
     req.pause();
   }
 
-  /** Bytes read from the client so far. */
-  get received(): number {
-    return this.#received;
-  }
-
   /** True while a new attempt can be given the whole body from its first byte. */
   get replayable(): boolean {
     return this.#received === 0 || this.#replay !== undefined;
