@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { HeaderTemplate, ProxySettings } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import { type AccessEntry, formatSeconds, seconds } from '../observe/access-log.js';
@@ -41,9 +41,7 @@ const CLIENT_REQUEST_ID = /^[\w.:@+=/-]{1,128}$/;
 /** What the client is told, without naming internal addresses (those go to the error log). */
 const ERROR_TEXT: Readonly<Record<number, string>> = {
   413: 'Request Entity Too Large: the request body is larger than client_max_body_size',
-  500: 'Internal Server Error',
   502: 'Bad Gateway: the upstream server could not be reached or sent no valid response',
-  503: 'Service Temporarily Unavailable',
   504: 'Gateway Timeout: the upstream server did not answer in time',
 };
 const NO_LIVE_TEXT = 'Bad Gateway: no upstream server is available';
@@ -265,7 +263,7 @@ export class Exchange implements AttemptListener {
 
   // --- responses and logs -------------------------------------------------------------
 
-  #respondError(status: number, text = ERROR_TEXT[status] ?? 'Error'): void {
+  #respondError(status: number, text = ERROR_TEXT[status] ?? STATUS_CODES[status] ?? 'Error'): void {
     const body = `${status} ${text}\nrequest_id: ${this.#requestId}\n`;
     this.#status = status;
     this.#bytesSent = Buffer.byteLength(body);
