@@ -1,26 +1,30 @@
 /**
- * Temp directories for socket files, and the socket-file states Gunicorn's start-up rules
- * are about. Everything made here is removed by cleanupSockets() (call it in afterEach).
+ * The socket-file states Gunicorn's start-up rules are about, and probes of them. Everything
+ * made here is closed or removed by cleanupSockets() (call it in afterEach).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
+import { makeTempDir as makeTempDirHandle, type TempDir } from './temp.js';
 
-const dirs = new Set<string>();
+const dirs = new Set<TempDir>();
 const servers = new Set<net.Server>();
 
-/** A fresh directory under the OS temp dir, short enough for sun_path. */
+/**
+ * A fresh temp directory (temp.ts's), as a plain path, removed by cleanupSockets(). For
+ * test/unit/server/listen.test.ts; other tests use temp.ts's makeTempDir() directly.
+ */
 export function makeTempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockproxy-app-'));
-  dirs.add(dir);
-  return dir;
+  const tmp = makeTempDirHandle();
+  dirs.add(tmp);
+  return tmp.dir;
 }
 
 /**
  * Leaves a socket file at `socketPath` with nobody listening, the way a SIGKILLed server
- * does. (Closing a node server in-process would unlink the file, so a child must die.)
+ * (Gunicorn, the sample app) does: connecting to it gives ECONNREFUSED (nginx: "connect()
+ * to unix:… failed (111: Connection refused)"). Closing a node server in-process would
+ * unlink the file, so a child must die.
  */
 export async function makeStaleSocket(socketPath: string): Promise<void> {
   const child = spawn(
@@ -37,26 +41,33 @@ export async function makeStaleSocket(socketPath: string): Promise<void> {
   await exited;
 }
 
-/** A live server on `socketPath` in this process, closed by cleanupSockets(). */
-export async function holdSocket(socketPath: string): Promise<net.Server> {
+/**
+ * A live server in this process holding `target` (a unix socket path, or listen options
+ * such as a TCP port), as another program would; it drops every connection. Closed by
+ * cleanupSockets().
+ */
+export async function holdSocket(target: string | net.ListenOptions): Promise<net.Server> {
   const server = net.createServer((socket) => socket.destroy());
   servers.add(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socketPath, resolve);
+    server.listen(typeof target === 'string' ? { path: target } : target, () => resolve());
   });
   return server;
 }
 
-/** Resolves with undefined if something accepts on `socketPath`, else with the connect error's code. */
-export function probeSocket(socketPath: string): Promise<string | undefined> {
+/**
+ * Resolves with undefined if something accepts on `target` (a unix socket path, or a TCP
+ * port on 127.0.0.1), else with the connect error's code.
+ */
+export function probeSocket(target: string | number): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const socket = net.connect(socketPath);
+    const socket = typeof target === 'number' ? net.connect(target, '127.0.0.1') : net.connect(target);
     socket.once('connect', () => {
       socket.destroy();
       resolve(undefined);
     });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code));
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
   });
 }
 
@@ -68,6 +79,6 @@ export function modeOf(file: string): number {
 export async function cleanupSockets(): Promise<void> {
   await Promise.all([...servers].map((server) => new Promise((resolve) => server.close(resolve))));
   servers.clear();
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+  for (const tmp of dirs) tmp.remove();
   dirs.clear();
 }

@@ -1,11 +1,11 @@
 import { afterEach, beforeEach } from 'vitest';
 import { type ProxyProcess, startProxyProcess } from './proxy-process.js';
-import { makeTempDir } from './temp.js';
+import { makeTempDir, type TempDir } from './temp.js';
 import { httpUpstream, okFrom, type TestUpstream } from './upstreams.js';
 
 export interface ProxyFixture {
   /** A fresh temp dir per test (sockets, configs). */
-  readonly tmp: ReturnType<typeof makeTempDir>;
+  readonly tmp: TempDir;
   /** The proxy the current test started, if any. */
   readonly proxy: ProxyProcess | undefined;
   /** Starts the proxy in front of `servers` (nginx server lines), with extra YAML after the upstream block. */
@@ -23,7 +23,7 @@ export interface ProxyFixture {
  * upstreams, and everything stopped and removed after each test.
  */
 export function useProxyFixture(): ProxyFixture {
-  let tmp: ReturnType<typeof makeTempDir> | undefined;
+  let tmp: TempDir | undefined;
   let proxy: ProxyProcess | undefined;
   const cleanups: (() => Promise<unknown>)[] = [];
 

@@ -1,9 +1,22 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+/** The proxy (dist/proxy.js) as a real process, started the way a user starts it. */
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type RunResult, type Running, runNode, spawnNode } from './node-process.js';
+import { PROXY_JS } from './paths.js';
 import { freePort } from './temp.js';
 
-export const PROXY_JS = join(import.meta.dirname, '../../dist/proxy.js');
+/** `node dist/proxy.js ...args`, run to completion. */
+export function runProxy(args: readonly string[], timeoutMs?: number): Promise<RunResult> {
+  return runNode(PROXY_JS, args, timeoutMs);
+}
+
+/** The proxy, started with `--config FILE`, resolved once it says where it listens. */
+export async function startProxyWithConfig(configFile: string): Promise<Running> {
+  const proxy = spawnNode(PROXY_JS, ['--config', configFile]);
+  await proxy.waitForLog((line) => String(line.msg ?? '').includes('listening on'));
+  return proxy;
+}
 
 export interface ProxyProcess {
   readonly child: ChildProcess;
@@ -15,16 +28,9 @@ export interface ProxyProcess {
   errors(): Record<string, unknown>[];
   /** The raw stderr text. */
   stderr(): string;
-  /** Resolves when a log line matching `predicate` has appeared. */
+  /** Resolves when a log line (access or error log) matching `predicate` has appeared. */
   waitForLog(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
-}
-
-function parseLines(text: string): Record<string, unknown>[] {
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 /**
@@ -36,39 +42,16 @@ export async function startProxyProcess(configBody: string, dir: string): Promis
   const port = await freePort();
   const file = join(dir, `proxy-${port}.yaml`);
   writeFileSync(file, `listen: 127.0.0.1:${port}\n${configBody}`);
-  const child = spawn(process.execPath, [PROXY_JS, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-
-  const all = (): Record<string, unknown>[] => [...parseLines(out), ...parseLines(err)];
-  const waitForLog = async (
-    predicate: (line: Record<string, unknown>) => boolean,
-    timeoutMs = 10_000,
-  ): Promise<Record<string, unknown>> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = all().find(predicate);
-      if (found) return found;
-      if (child.exitCode !== null) throw new Error(`proxy exited (${child.exitCode}): ${err}`);
-      if (Date.now() > deadline) throw new Error(`no matching log line within ${timeoutMs} ms; stderr:\n${err}\nstdout:\n${out}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  };
-  await waitForLog((line) => String(line.msg ?? '').includes('listening on'));
+  const proxy = await startProxyWithConfig(file);
   return {
-    child,
+    child: proxy.child,
     port,
     url: `http://127.0.0.1:${port}`,
-    access: () => parseLines(out),
-    errors: () => parseLines(err),
-    stderr: () => err,
-    waitForLog,
-    stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
+    access: proxy.accessLog,
+    errors: proxy.errorLog,
+    stderr: proxy.stderr,
+    waitForLog: (predicate, timeoutMs) =>
+      proxy.waitFor('a matching log line', () => [...proxy.accessLog(), ...proxy.errorLog()].find(predicate), timeoutMs),
+    stop: async (signal = 'SIGTERM') => (await proxy.stop(signal)).code,
   };
 }

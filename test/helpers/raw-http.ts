@@ -1,6 +1,6 @@
 import net from 'node:net';
 
-/** One raw HTTP/1.1 connection to the proxy, for what an HTTP client library would hide. */
+/** One raw HTTP/1.1 connection (to the proxy or the app), for what an HTTP client library would hide. */
 export interface RawConnection {
   readonly socket: net.Socket;
   /** Everything received so far, as latin1 text. */
@@ -13,8 +13,9 @@ export interface RawConnection {
   waitClosed(timeoutMs?: number): Promise<string>;
 }
 
-export async function rawConnect(port: number): Promise<RawConnection> {
-  const socket = net.connect(port, '127.0.0.1');
+/** Connects to a TCP port on 127.0.0.1, or to a unix socket path. */
+export async function rawConnect(target: number | string): Promise<RawConnection> {
+  const socket = typeof target === 'number' ? net.connect(target, '127.0.0.1') : net.connect(target);
   let text = '';
   let closed = false;
   const waiters = new Set<() => void>();
@@ -90,12 +91,3 @@ export function chunk(data: Buffer | string): Buffer {
 
 /** The last-chunk and empty trailer section that end a chunked body. */
 export const LAST_CHUNK = '0\r\n\r\n';
-
-/** Polls `predicate` every 10 ms until it holds; throws `message` after timeoutMs. */
-export async function until(predicate: () => boolean, timeoutMs: number, message: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`${message} (within ${timeoutMs} ms)`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -1,13 +1,24 @@
+/** Memory readings of a process from /proc/PID/status (Linux). */
 import { readFileSync } from 'node:fs';
 
 const MiB = 1024 * 1024;
 
-/** A process's resident set size in bytes, from /proc/PID/status (VmRSS, in kB). */
-export function readRss(pid: number): number {
+/** A field of /proc/PID/status given in kB (VmRSS, VmHWM, ...), in bytes. */
+function statusBytes(pid: number, field: string): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
-  if (match === null) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB$`, 'm').exec(status);
+  if (match === null) throw new Error(`no ${field} in /proc/${pid}/status`);
   return Number(match[1]) * 1024;
+}
+
+/** A process's resident set size in bytes (VmRSS). */
+export function readRss(pid: number): number {
+  return statusBytes(pid, 'VmRSS');
+}
+
+/** Peak resident memory of a process in bytes (VmHWM), to prove a body was streamed, not held. */
+export function peakRssBytes(pid: number): number {
+  return statusBytes(pid, 'VmHWM');
 }
 
 export interface RssReport {
@@ -25,23 +36,19 @@ export function sampleRss(pid: number, intervalMs = 100): { stop(): RssReport } 
   const before = readRss(pid);
   let peak = before;
   let samples = 1;
-  const timer = setInterval(() => {
+  const sample = (): void => {
     try {
       peak = Math.max(peak, readRss(pid));
       samples++;
     } catch {
       // The process is gone; the test will notice through its own requests.
     }
-  }, intervalMs);
+  };
+  const timer = setInterval(sample, intervalMs);
   return {
     stop: () => {
       clearInterval(timer);
-      try {
-        peak = Math.max(peak, readRss(pid));
-        samples++;
-      } catch {
-        // as above
-      }
+      sample();
       return { before, peak, growth: peak - before, samples };
     },
   };

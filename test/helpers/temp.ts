@@ -3,8 +3,16 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+export interface TempDir {
+  readonly dir: string;
+  /** `name` inside the directory. */
+  path(name: string): string;
+  /** Removes the directory and everything in it. */
+  remove(): void;
+}
+
 /** A fresh directory for sockets and configs; short, since sun_path holds 107 bytes. */
-export function makeTempDir(): { dir: string; path: (name: string) => string; remove: () => void } {
+export function makeTempDir(): TempDir {
   const dir = mkdtempSync(join(tmpdir(), 'sp-'));
   return { dir, path: (name) => join(dir, name), remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
@@ -43,17 +42,23 @@ export async function httpUpstream(path: string, respond: Respond = okFrom('upst
   };
 }
 
+/** Reads the whole request body into `seen.body`, then calls `then`. */
+export function readBody(req: IncomingMessage, seen: SeenRequest, then: () => void): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.on('end', () => {
+    seen.body = Buffer.concat(chunks);
+    then();
+  });
+}
+
 /** Reads the whole body into `seen.body`, then answers 200 "ok NAME". */
 export function okFrom(name: string, status = 200): Respond {
-  return (req, res, seen) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      seen.body = Buffer.concat(chunks);
+  return (req, res, seen) =>
+    readBody(req, seen, () => {
       res.writeHead(status, { 'content-type': 'text/plain' });
       res.end(`ok ${name}\n`);
     });
-  };
 }
 
 /** Accepts connections, reads the request, and closes without answering. */
@@ -77,21 +82,6 @@ export async function closingUpstream(path: string): Promise<TestUpstream & { co
 /** Accepts requests and never answers (for read timeouts). */
 export async function hangingUpstream(path: string): Promise<TestUpstream> {
   return httpUpstream(path, () => {});
-}
-
-/**
- * Leaves a socket file with no listener behind, as a SIGKILLed Gunicorn does: connecting
- * to it gives ECONNREFUSED (nginx: "connect() to unix:… failed (111: Connection refused)").
- */
-export async function staleSocket(path: string): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  await once(child.stdout!, 'data');
-  child.kill('SIGKILL');
-  await once(child, 'exit');
 }
 
 async function closeServer(server: net.Server): Promise<void> {

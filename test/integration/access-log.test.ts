@@ -1,32 +1,23 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
-import { makeTempDir } from '../helpers/temp.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useProxyFixture } from '../helpers/fixture.js';
 import { httpUpstream, type TestUpstream } from '../helpers/upstreams.js';
 
 describe('access log destinations', () => {
-  let tmp: ReturnType<typeof makeTempDir>;
+  const fx = useProxyFixture();
   let app: TestUpstream;
-  let proxy: ProxyProcess | undefined;
 
   beforeEach(async () => {
-    tmp = makeTempDir();
-    app = await httpUpstream(tmp.path('app.sock'));
+    app = fx.track(await httpUpstream(fx.tmp.path('app.sock')));
   });
 
-  afterEach(async () => {
-    await proxy?.stop();
-    proxy = undefined;
-    await app.close();
-    tmp.remove();
-  });
-
-  const config = (access: string) => `upstream:\n  servers: [ "${app.address}" ]\nlog:\n  access: ${access}\n`;
+  /** The proxy in front of `app`, with `log.access` set to `access`. */
+  const start = (access: string) => fx.start([app.address], `log:\n  access: ${access}\n`);
 
   it('writes one JSON line per request to a file (asynchronously), all there after a graceful stop', async () => {
-    const file = tmp.path('logs/access.log');
-    proxy = await startProxyProcess(config(file), tmp.dir);
+    const file = fx.tmp.path('logs/access.log');
+    const proxy = await start(file);
     for (let i = 0; i < 20; i++) await (await request(`${proxy.url}/n/${i}`)).body.text();
     expect(await proxy.stop()).toBe(0);
     const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -36,11 +27,11 @@ describe('access log destinations', () => {
   });
 
   it('"off" writes no access log at all', async () => {
-    proxy = await startProxyProcess(config('"off"'), tmp.dir);
+    const proxy = await start('"off"');
     await (await request(proxy.url)).body.text();
     expect(await proxy.stop()).toBe(0);
     expect(proxy.access()).toEqual([]);
     expect(proxy.errors().some((l) => 'request_uri' in l)).toBe(false);
-    expect(existsSync(tmp.path('off'))).toBe(false);
+    expect(existsSync(fx.tmp.path('off'))).toBe(false);
   });
 });

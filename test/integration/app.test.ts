@@ -5,12 +5,15 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { peakRssBytes, runAppToExit, startApp, stopAllApps, type AppProcess } from '../helpers/app-process.js';
-import { cleanupSockets, holdSocket, makeStaleSocket, makeTempDir, modeOf, probeSocket } from '../helpers/app-sockets.js';
+import { runAppToExit, startApp, type AppProcess } from '../helpers/app-process.js';
+import { cleanupSockets, holdSocket, makeStaleSocket, modeOf, probeSocket } from '../helpers/app-sockets.js';
+import { killAll } from '../helpers/node-process.js';
+import { hasCompleteResponse, rawConnect } from '../helpers/raw-http.js';
+import { peakRssBytes } from '../helpers/rss.js';
+import { freePort, makeTempDir, type TempDir } from '../helpers/temp.js';
 
 const PATTERN = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const GIB = 1024 ** 3;
@@ -51,20 +54,9 @@ async function timedChunks(body: AsyncIterable<Buffer>): Promise<{ text: string;
 
 /** Sends one raw HTTP/1.1 request on a new connection and reads the response head. */
 async function rawRequest(socketPath: string, head: string): Promise<{ socket: net.Socket; response: string }> {
-  const socket = net.connect(socketPath);
-  socket.setEncoding('utf8');
-  socket.write(head);
-  let response = '';
-  await new Promise<void>((resolve, reject) => {
-    socket.on('data', (text: string) => {
-      response += text;
-      const headEnd = response.indexOf('\r\n\r\n');
-      const length = /^content-length: (\d+)$/im.exec(response);
-      if (headEnd >= 0 && length && response.length >= headEnd + 4 + Number(length[1])) resolve();
-    });
-    socket.once('error', reject);
-  });
-  return { socket, response };
+  const client = await rawConnect(socketPath);
+  client.socket.write(head);
+  return { socket: client.socket, response: await client.waitFor(hasCompleteResponse) };
 }
 
 function waitForClose(socket: net.Socket): Promise<number> {
@@ -80,30 +72,23 @@ function processExists(pid: number): boolean {
   }
 }
 
-/** A TCP port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 describe('endpoints', () => {
+  let tmp: TempDir;
   let app: AppProcess;
   let dispatcher: Agent;
   let socketPath: string;
 
   beforeAll(async () => {
-    socketPath = path.join(makeTempDir(), 'app.sock');
+    tmp = makeTempDir();
+    socketPath = tmp.path('app.sock');
     app = await startApp(['--bind', `unix:${socketPath}`]);
     dispatcher = agentFor(socketPath);
   });
 
   afterAll(async () => {
     await closeAgents();
-    await stopAllApps();
-    await cleanupSockets();
+    await killAll();
+    tmp.remove();
   });
 
   it('GET / says hello with the pid, and tags every response with x-app-pid', async () => {
@@ -205,7 +190,7 @@ describe('endpoints', () => {
     }
     expect(received).toBe(GIB);
     expect(head!.subarray(0, 72).toString()).toBe(PATTERN + PATTERN);
-    expect(await peakRssBytes(app.pid)).toBeLessThan(STREAMING_PEAK_RSS_LIMIT_BYTES);
+    expect(peakRssBytes(app.pid)).toBeLessThan(STREAMING_PEAK_RSS_LIMIT_BYTES);
   });
 
   it('/stream sends N chunks, chunked, spread over time', async () => {
@@ -248,7 +233,7 @@ describe('endpoints', () => {
     const res = await request('http://app/upload', { dispatcher, method: 'POST', body, headers: { 'content-length': String(GIB) } });
     const result = (await res.body.json()) as { bytes: number };
     expect(result.bytes).toBe(GIB);
-    expect(await peakRssBytes(app.pid)).toBeLessThan(STREAMING_PEAK_RSS_LIMIT_BYTES);
+    expect(peakRssBytes(app.pid)).toBeLessThan(STREAMING_PEAK_RSS_LIMIT_BYTES);
   });
 
   it('/trailers sends a chunked body with an x-checksum trailer', async () => {
@@ -318,18 +303,19 @@ describe('endpoints', () => {
 });
 
 describe('socket file and process behaviour (as Gunicorn)', () => {
-  let dir: string;
+  let tmp: TempDir;
   let socketPath: string;
 
   beforeEach(() => {
-    dir = makeTempDir();
-    socketPath = path.join(dir, 'app.sock');
+    tmp = makeTempDir();
+    socketPath = tmp.path('app.sock');
   });
 
   afterEach(async () => {
     await closeAgents();
-    await stopAllApps();
+    await killAll();
     await cleanupSockets();
+    tmp.remove();
   });
 
   async function hello(target = socketPath): Promise<number> {
@@ -364,7 +350,7 @@ describe('socket file and process behaviour (as Gunicorn)', () => {
   });
 
   it('reports a missing parent directory with the errno, nginx style', async () => {
-    const missing = path.join(dir, 'missing', 'app.sock');
+    const missing = tmp.path('missing/app.sock');
     const result = await runAppToExit(['--bind', `unix:${missing}`]);
     expect(result.code).toBe(1);
     // ENOENT on Linux; some sandboxes answer EACCES for bind() in a missing directory.
@@ -432,17 +418,12 @@ describe('socket file and process behaviour (as Gunicorn)', () => {
   });
 
   it.each(['1', '2'])('reports a TCP port in use nginx style, and removes the socket file it had made (%s workers)', async (workers) => {
-    const holder = net.createServer();
-    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const holder = await holdSocket({ port: 0, host: '127.0.0.1' });
     const { port } = holder.address() as net.AddressInfo;
-    try {
-      const result = await runAppToExit(['--bind', `unix:${socketPath}`, '--bind', `127.0.0.1:${port}`, '--workers', workers]);
-      expect(result.code).toBe(1);
-      expect(result.stderr).toBe(`[app] error: bind() to 127.0.0.1:${port} failed (98: Address already in use)\n`);
-      expect(fs.existsSync(socketPath)).toBe(false);
-    } finally {
-      await new Promise((resolve) => holder.close(resolve));
-    }
+    const result = await runAppToExit(['--bind', `unix:${socketPath}`, '--bind', `127.0.0.1:${port}`, '--workers', workers]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`[app] error: bind() to 127.0.0.1:${port} failed (98: Address already in use)\n`);
+    expect(fs.existsSync(socketPath)).toBe(false);
   });
 
   describe('keep-alive (Gunicorn --keep-alive)', () => {

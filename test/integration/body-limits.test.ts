@@ -1,9 +1,9 @@
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
+import { describe, expect, it } from 'vitest';
+import { useProxyFixture } from '../helpers/fixture.js';
+import type { ProxyProcess } from '../helpers/proxy-process.js';
 import { chunk, hasCompleteResponse, LAST_CHUNK, rawConnect } from '../helpers/raw-http.js';
-import { makeTempDir } from '../helpers/temp.js';
-import { httpUpstream, okFrom, type TestUpstream } from '../helpers/upstreams.js';
+import type { TestUpstream } from '../helpers/upstreams.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -15,27 +15,13 @@ const MiB = 1024 * KiB;
  * past the limit.
  */
 describe('client_max_body_size', () => {
-  let tmp: ReturnType<typeof makeTempDir>;
-  let proxy: ProxyProcess | undefined;
-  let app: TestUpstream | undefined;
-
-  beforeEach(() => {
-    tmp = makeTempDir();
-  });
-
-  afterEach(async () => {
-    await proxy?.stop();
-    proxy = undefined;
-    await app?.close();
-    app = undefined;
-    tmp.remove();
-  });
+  const fx = useProxyFixture();
 
   /** One upstream that reads the whole body and answers 200; `proxyYaml` goes under `proxy:`. */
   async function start(proxyYaml = ''): Promise<{ proxy: ProxyProcess; app: TestUpstream }> {
-    app = await httpUpstream(tmp.path('app.sock'), okFrom('app'));
+    const app = await fx.ok('app');
     const proxySection = proxyYaml === '' ? '' : `proxy:\n  ${proxyYaml}\n`;
-    proxy = await startProxyProcess(`upstream:\n  servers:\n    - ${app.address}\n${proxySection}`, tmp.dir);
+    const proxy = await fx.start([app.address], proxySection);
     return { proxy, app };
   }
 
@@ -142,7 +128,7 @@ describe('client_max_body_size', () => {
   // node:http clients outside this test runner mostly report EPIPE). 32 MiB is more than the
   // kernel buffers of both ends hold, so the body cannot be swallowed before the close.
   async function sendWholeBody(headText: string, body: Buffer): Promise<{ text: string; writeError: string | undefined }> {
-    const client = await rawConnect(proxy!.port);
+    const client = await rawConnect(fx.proxy!.port);
     const written = new Promise<string | undefined>((resolve) => {
       client.socket.write(headText);
       client.socket.write(body, (err) => resolve(err ? `${(err as NodeJS.ErrnoException).code}: ${err.message}` : undefined));

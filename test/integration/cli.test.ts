@@ -1,21 +1,18 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  killAll,
-  PACKAGE_VERSION,
-  type Running,
-  runProxy,
-  stackLines,
-  startProxyWithConfig,
-  waitForRefused,
-} from '../helpers/cli.js';
-import { freePort, makeTempDir } from '../helpers/temp.js';
-import { httpUpstream, okFrom, staleSocket, type TestUpstream } from '../helpers/upstreams.js';
+import { cleanupSockets, holdSocket, makeStaleSocket, probeSocket } from '../helpers/app-sockets.js';
+import { PACKAGE_VERSION, stackLines, waitForRefused } from '../helpers/cli.js';
+import { killAll, type Running } from '../helpers/node-process.js';
+import { repoPath } from '../helpers/paths.js';
+import { runProxy, startProxyWithConfig } from '../helpers/proxy-process.js';
+import { rawConnect } from '../helpers/raw-http.js';
+import { freePort, makeTempDir, type TempDir } from '../helpers/temp.js';
+import { httpUpstream, okFrom, type TestUpstream } from '../helpers/upstreams.js';
+import { until } from '../helpers/wait.js';
 
-const SAMPLE_CONFIG = join(import.meta.dirname, '../../config/upstream.yaml');
+const SAMPLE_CONFIG = repoPath('config/upstream.yaml');
 
 /** A unix socket path of exactly `bytes` bytes (sun_path holds 107 plus the NUL). */
 function socketPathOfLength(bytes: number): string {
@@ -25,10 +22,9 @@ function socketPathOfLength(bytes: number): string {
 }
 
 describe('sockproxy command line', () => {
-  let tmp: ReturnType<typeof makeTempDir>;
+  let tmp: TempDir;
   const agents: Agent[] = [];
   const upstreams: TestUpstream[] = [];
-  const servers: net.Server[] = [];
   const sockets: net.Socket[] = [];
 
   beforeEach(() => {
@@ -40,9 +36,8 @@ describe('sockproxy command line', () => {
     for (const socket of sockets.splice(0)) socket.destroy();
     await Promise.all(agents.splice(0).map((agent) => agent.destroy()));
     await Promise.all(upstreams.splice(0).map((upstream) => upstream.close()));
-    await Promise.all(
-      servers.splice(0).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
-    );
+    // The servers holding a port or a path (holdSocket), as another program would.
+    await cleanupSockets();
     tmp.remove();
   });
 
@@ -57,17 +52,6 @@ describe('sockproxy command line', () => {
     const agent = new Agent(options);
     agents.push(agent);
     return agent;
-  }
-
-  /** A net server holding a TCP port or a unix path, as another program would. */
-  async function occupy(listenArgs: net.ListenOptions): Promise<net.Server> {
-    const server = net.createServer((socket) => socket.destroy());
-    servers.push(server);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(listenArgs, () => resolve());
-    });
-    return server;
   }
 
   describe('flags', () => {
@@ -125,7 +109,7 @@ describe('sockproxy command line', () => {
     });
 
     it('-c is --config; -t only checks and does not start (even on a port in use)', async () => {
-      const busy = await occupy({ port: 0, host: '127.0.0.1' });
+      const busy = await holdSocket({ port: 0, host: '127.0.0.1' });
       const { port } = busy.address() as net.AddressInfo;
       const file = writeConfig('busy.yaml', `listen: 127.0.0.1:${port}\nupstream:\n  servers:\n    - unix:/tmp/x.sock\n`);
       const result = await runProxy(['-t', '-c', file]);
@@ -327,7 +311,7 @@ describe('sockproxy command line', () => {
     }
 
     it('a TCP address already in use', async () => {
-      const busy = await occupy({ port: 0, host: '127.0.0.1' });
+      const busy = await holdSocket({ port: 0, host: '127.0.0.1' });
       const { port } = busy.address() as net.AddressInfo;
       const result = await startFails(`127.0.0.1:${port}`);
       expect(result.stderr).toBe(`sockproxy: [emerg] bind() to 127.0.0.1:${port} failed (98: Address already in use)\n`);
@@ -336,19 +320,13 @@ describe('sockproxy command line', () => {
 
     it('a unix path a live server listens on is "already in use", and that server keeps it', async () => {
       const path = tmp.path('live.sock');
-      await occupy({ path });
+      await holdSocket(path);
       const result = await startFails(`unix:${path}`);
       expect(result.stderr).toBe(`sockproxy: [emerg] bind() to unix:${path} failed (98: Address already in use)\n`);
       expect(result.code).toBe(1);
       expect(statSync(path).isSocket()).toBe(true);
       // Still the live server's socket: a connect is accepted.
-      await new Promise<void>((resolve, reject) => {
-        const socket = net.connect(path, () => {
-          socket.destroy();
-          resolve();
-        });
-        socket.once('error', reject);
-      });
+      expect(await probeSocket(path)).toBeUndefined();
     });
 
     it('a unix path that is a regular file: exit 1, and the file is left alone', async () => {
@@ -381,7 +359,7 @@ describe('sockproxy command line', () => {
 
     it('when the second listener fails, the first is closed and its socket file removed', async () => {
       const first = tmp.path('first.sock');
-      const busy = await occupy({ port: 0, host: '127.0.0.1' });
+      const busy = await holdSocket({ port: 0, host: '127.0.0.1' });
       const { port } = busy.address() as net.AddressInfo;
       const result = await startFails(`\n  - unix:${first}\n  - 127.0.0.1:${port}`);
       expect(result.stderr).toBe(`sockproxy: [emerg] bind() to 127.0.0.1:${port} failed (98: Address already in use)\n`);
@@ -393,7 +371,7 @@ describe('sockproxy command line', () => {
   describe('a unix listen socket', () => {
     it('a stale socket file is replaced; requests are served on it; SIGTERM exits 0 and removes it', async () => {
       const listenPath = tmp.path('proxy.sock');
-      await staleSocket(listenPath);
+      await makeStaleSocket(listenPath);
       expect(statSync(listenPath).isSocket()).toBe(true);
       const upstream = await httpUpstream(tmp.path('app.sock'), okFrom('app'));
       upstreams.push(upstream);
@@ -415,8 +393,8 @@ describe('sockproxy command line', () => {
   });
 
   describe('signals', () => {
-    async function startTcpProxy(): Promise<{ proxy: Running; port: number; upstream: TestUpstream }> {
-      const upstream = await httpUpstream(tmp.path('app.sock'), okFrom('app'));
+    /** The proxy on a free TCP port in front of `upstream`; both are stopped after the test. */
+    async function startProxyFor(upstream: TestUpstream): Promise<{ proxy: Running; port: number; upstream: TestUpstream }> {
       upstreams.push(upstream);
       const port = await freePort();
       const file = writeConfig('proxy.yaml', `listen: 127.0.0.1:${port}\nupstream:\n  servers:\n    - ${upstream.address}\n`);
@@ -429,7 +407,7 @@ describe('sockproxy command line', () => {
       ['SIGTERM', 'an idle keep-alive client connection'],
       ['SIGINT', 'an idle keep-alive client connection'],
     ] as const)('%s with %s: exit 0 in under 5 s', async (signal, situation) => {
-      const { proxy, port } = await startTcpProxy();
+      const { proxy, port } = await startProxyFor(await httpUpstream(tmp.path('app.sock'), okFrom('app')));
       if (situation !== 'no connection') {
         // The client and the proxy's upstream pool both keep their connection open.
         const agent = newAgent({ keepAliveTimeout: 60_000 });
@@ -455,18 +433,11 @@ describe('sockproxy command line', () => {
           res.end('slow but complete\n');
         });
       });
-      upstreams.push(upstream);
-      const port = await freePort();
-      const file = writeConfig('proxy.yaml', `listen: 127.0.0.1:${port}\nupstream:\n  servers:\n    - ${upstream.address}\n`);
-      return { proxy: await startProxyWithConfig(file), port, upstream, release };
+      return { ...(await startProxyFor(upstream)), release };
     }
 
     async function waitForUpstreamRequest(upstream: TestUpstream): Promise<void> {
-      const deadline = Date.now() + 10_000;
-      while (upstream.requests.length === 0) {
-        if (Date.now() > deadline) throw new Error('the request never reached the upstream');
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await until(() => upstream.requests.length > 0, 10_000, 'the request to reach the upstream');
     }
 
     /** Sends SIGTERM and waits until the proxy has begun its graceful stop and closed its listener. */
@@ -499,40 +470,33 @@ describe('sockproxy command line', () => {
     it('SIGTERM during a request: once answered, the keep-alive connection is closed and the proxy exits at once', async () => {
       const { proxy, port, upstream, release } = await startGatedProxy();
       // A raw HTTP/1.1 client that keeps its connection open, as a browser or a load balancer does.
-      const socket = net.connect(port, '127.0.0.1');
-      sockets.push(socket);
-      let received = '';
-      socket.setEncoding('latin1').on('data', (chunk: string) => (received += chunk));
-      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-      socket.on('error', () => {});
-      socket.write('GET /slow HTTP/1.1\r\nHost: example.test\r\n\r\n');
+      const client = await rawConnect(port);
+      sockets.push(client.socket);
+      client.socket.write('GET /slow HTTP/1.1\r\nHost: example.test\r\n\r\n');
       await waitForUpstreamRequest(upstream);
 
       await beginShutdown(proxy, port);
       release();
-      const deadline = Date.now() + 10_000;
       // The chunked body's last chunk: the response is complete.
-      while (!received.endsWith('\r\n0\r\n\r\n')) {
-        if (Date.now() > deadline) throw new Error(`no complete response; got ${JSON.stringify(received)}`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await until(
+        () => client.received().endsWith('\r\n0\r\n\r\n'),
+        10_000,
+        () => `a complete response; got ${JSON.stringify(client.received())}`,
+      );
       const answeredAt = Date.now();
+      const received = client.received();
       expect(received).toMatch(/^HTTP\/1\.1 200 /);
       expect(received).toContain('slow but complete\n');
       // nginx closes a keep-alive connection as soon as it goes idle during a graceful stop;
       // waiting for the client (or for keepAliveTimeout) only delays the exit.
-      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2_000))]);
-      expect(socket.destroyed, 'the proxy still holds the idle keep-alive connection 2 s after answering').toBe(true);
+      await client.waitClosed(2_000).catch(() => {});
+      expect(client.socket.destroyed, 'the proxy still holds the idle keep-alive connection 2 s after answering').toBe(true);
       expect(await proxy.waitForExit(10_000)).toEqual({ code: 0, signal: null });
       expect(Date.now() - answeredAt).toBeLessThan(2_500);
     });
 
     it('a second signal stops at once, even with a request still in flight', async () => {
-      const upstream = await httpUpstream(tmp.path('never.sock'), (req) => req.resume());
-      upstreams.push(upstream);
-      const port = await freePort();
-      const file = writeConfig('proxy.yaml', `listen: 127.0.0.1:${port}\nupstream:\n  servers:\n    - ${upstream.address}\n`);
-      const proxy = await startProxyWithConfig(file);
+      const { proxy, port, upstream } = await startProxyFor(await httpUpstream(tmp.path('never.sock'), (req) => req.resume()));
       const agent = newAgent();
       const pending = request(`http://127.0.0.1:${port}/hang`, { dispatcher: agent }).catch((err: Error) => err);
       await waitForUpstreamRequest(upstream);

@@ -2,8 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { useProxyFixture } from '../helpers/fixture.js';
-import { rawConnect, until } from '../helpers/raw-http.js';
+import { rawConnect } from '../helpers/raw-http.js';
 import { httpUpstream, type SeenRequest, type TestUpstream } from '../helpers/upstreams.js';
+import { until } from '../helpers/wait.js';
 
 /** What an upstream saw of one request: when it arrived, whether it was answered, when it closed. */
 interface Observed {
@@ -70,12 +71,12 @@ describe('a client that goes away', () => {
     const client = await rawConnect(fx.proxy!.port);
     const sentAt = performance.now();
     client.socket.write('GET /slow HTTP/1.1\r\nHost: example.test\r\n\r\n');
-    await until(() => seenA.length === 1, 2_000, 'server a never got /slow');
+    await until(() => seenA.length === 1, 2_000, 'server a to get /slow');
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, 200 - (performance.now() - sentAt))));
     const abortedAt = performance.now();
     client.socket.destroy();
 
-    await until(() => seenA[0]!.closedAt !== undefined, 1_000, 'the upstream request was not closed after the client left');
+    await until(() => seenA[0]!.closedAt !== undefined, 1_000, 'the upstream request to be closed after the client left');
     expect(seenA[0]!.answered).toBe(false);
     expect(seenA[0]!.closedAt! - abortedAt).toBeLessThan(1_000);
     expect(client.received()).toBe('');
@@ -110,11 +111,11 @@ describe('a client that goes away', () => {
     client.socket.write('POST /upload HTTP/1.1\r\nHost: example.test\r\nContent-Length: 100000\r\n\r\n');
     client.socket.write(Buffer.alloc(1000, 'x'));
     // The body streams: the upstream has the request and the first 1000 bytes before the rest.
-    await until(() => seen.length === 1 && seen[0]!.bodyBytes === 1000, 2_000, 'the upstream never got the first 1000 bytes');
+    await until(() => seen.length === 1 && seen[0]!.bodyBytes === 1000, 2_000, 'the upstream to get the first 1000 bytes');
     const abortedAt = performance.now();
     client.socket.destroy();
 
-    await until(() => seen[0]!.closedAt !== undefined, 1_000, 'the upstream request was not closed after the client left');
+    await until(() => seen[0]!.closedAt !== undefined, 1_000, 'the upstream request to be closed after the client left');
     expect(seen[0]!.closedAt! - abortedAt).toBeLessThan(1_000);
     expect(seen[0]!.bodyComplete).toBe(false);
     expect(seen[0]!.answered).toBe(false);

@@ -1,7 +1,9 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAll, type Running, startApp, startProxyWithConfig } from '../helpers/cli.js';
+import { type AppProcess, startApp } from '../helpers/app-process.js';
+import { killAll, type Running } from '../helpers/node-process.js';
+import { startProxyWithConfig } from '../helpers/proxy-process.js';
 import { freePort, makeTempDir } from '../helpers/temp.js';
 
 /**
@@ -17,7 +19,7 @@ describe('demo flow: sample app behind sockproxy', () => {
   // A fresh connection per request, so that nothing here depends on client keep-alive.
   const agent = new Agent({ pipelining: 0 });
   let proxy: Running;
-  let app: Running | undefined;
+  let app: AppProcess | undefined;
   let base: string;
 
   async function get(path: string): Promise<{ status: number; text: string }> {
@@ -43,7 +45,7 @@ describe('demo flow: sample app behind sockproxy', () => {
         'log:\n' +
         '  access: stdout\n',
     );
-    app = await startApp(bind);
+    app = await startApp(['--bind', bind]);
     proxy = await startProxyWithConfig(config);
     base = `http://127.0.0.1:${port}`;
   });
@@ -79,7 +81,7 @@ describe('demo flow: sample app behind sockproxy', () => {
 
   it('started again, the app answers through the same proxy', async () => {
     const before = proxy.pid;
-    app = await startApp(bind);
+    app = await startApp(['--bind', bind]);
     const res = await get('/');
     expect(res).toEqual({ status: 200, text: `Hello from sockproxy sample app (pid ${app.pid})\n` });
     expect(proxy.pid).toBe(before);
@@ -100,7 +102,7 @@ describe('demo flow: sample app behind sockproxy', () => {
 
   it('restarted over its stale socket, the app answers again without restarting the proxy', async () => {
     const before = proxy.pid;
-    app = await startApp(bind);
+    app = await startApp(['--bind', bind]);
     const res = await get('/');
     expect(res).toEqual({ status: 200, text: `Hello from sockproxy sample app (pid ${app.pid})\n` });
     // fail_timeout=0: the failures above never took the server out of rotation.

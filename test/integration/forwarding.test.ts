@@ -4,17 +4,15 @@ import net from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
+import { rawConnect } from '../helpers/raw-http.js';
 import { makeTempDir } from '../helpers/temp.js';
-import { httpUpstream, okFrom, type TestUpstream } from '../helpers/upstreams.js';
+import { httpUpstream, okFrom, readBody, type TestUpstream } from '../helpers/upstreams.js';
 
-/** A raw HTTP/1.1 exchange over TCP, for what undici would normalise away. */
+/** A raw HTTP/1.1 exchange over TCP, for what undici would normalise away: all received until the proxy closes. */
 async function rawRequest(port: number, text: string): Promise<string> {
-  const socket = net.connect(port, '127.0.0.1');
-  socket.write(text);
-  let response = '';
-  socket.setEncoding('latin1').on('data', (chunk: string) => (response += chunk));
-  await once(socket, 'end');
-  return response;
+  const client = await rawConnect(port);
+  client.socket.write(text);
+  return client.waitClosed();
 }
 
 describe('forwarding to a Unix-socket upstream', () => {
@@ -24,10 +22,7 @@ describe('forwarding to a Unix-socket upstream', () => {
 
   beforeAll(async () => {
     app = await httpUpstream(tmp.path('app.sock'), (req, res, seen) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        seen.body = Buffer.concat(chunks);
+      readBody(req, seen, () => {
         const url = new URL(req.url!, 'http://x');
         switch (url.pathname) {
           case '/hop':

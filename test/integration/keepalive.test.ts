@@ -1,19 +1,16 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
-import { makeTempDir } from '../helpers/temp.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useProxyFixture } from '../helpers/fixture.js';
 
 /** Upstream keep-alive as nginx's `keepalive N`: idle connections kept, extra ones closed. */
 describe('upstream keepalive', () => {
-  let tmp: ReturnType<typeof makeTempDir>;
-  let proxy: ProxyProcess | undefined;
+  const fx = useProxyFixture();
   let server: http.Server;
   let connections: number;
 
   beforeEach(async () => {
-    tmp = makeTempDir();
     connections = 0;
     server = http.createServer((req, res) => {
       const delay = Number(new URL(req.url!, 'http://x').searchParams.get('delay') ?? 0);
@@ -21,26 +18,20 @@ describe('upstream keepalive', () => {
     });
     server.keepAliveTimeout = 10_000;
     server.on('connection', () => connections++);
-    server.listen(tmp.path('app.sock'));
+    server.listen(fx.tmp.path('app.sock'));
     await once(server, 'listening');
+    fx.onCleanup(async () => {
+      server.closeAllConnections();
+      server.close();
+    });
   });
 
-  afterEach(async () => {
-    await proxy?.stop();
-    proxy = undefined;
-    server.closeAllConnections();
-    server.close();
-    tmp.remove();
-  });
-
+  // `keepalive` continues the upstream block that the fixture's server list ends.
   const start = async (keepalive: number) => {
-    proxy = await startProxyProcess(
-      `upstream:\n  keepalive: ${keepalive}\n  servers: [ "unix:${tmp.path('app.sock')}" ]\n`,
-      tmp.dir,
-    );
+    await fx.start([`unix:${fx.tmp.path('app.sock')}`], `  keepalive: ${keepalive}\n`);
   };
 
-  const get = async (path = '/') => (await request(`${proxy!.url}${path}`)).body.text();
+  const get = async (path = '/') => (await request(`${fx.proxy!.url}${path}`)).body.text();
 
   it('reuses one connection for sequential requests', async () => {
     await start(32);

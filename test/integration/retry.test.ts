@@ -1,7 +1,8 @@
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { makeStaleSocket } from '../helpers/app-sockets.js';
 import { useProxyFixture } from '../helpers/fixture.js';
-import { closingUpstream, hangingUpstream, staleSocket } from '../helpers/upstreams.js';
+import { closingUpstream, hangingUpstream } from '../helpers/upstreams.js';
 
 /** Retry-on-fail as nginx does it (nginx-semantics §1.3–1.7), observed from the outside. */
 describe('next upstream and passive health', () => {
@@ -32,7 +33,7 @@ describe('next upstream and passive health', () => {
 
   it('a stale socket file (connection refused) moves even a POST on: nothing was sent', async () => {
     const stale = fx.tmp.path('stale.sock');
-    await staleSocket(stale);
+    await makeStaleSocket(stale);
     const b = await fx.ok('b');
     await fx.start([`unix:${stale}`, b.address]);
     const res = await get('/', 'POST', 'x');

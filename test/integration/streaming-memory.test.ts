@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AppProcess, startApp } from '../helpers/app-process.js';
 import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
 import { mib, sampleRss } from '../helpers/rss.js';
-import { type SampleApp, startSampleApp } from '../helpers/sample-app.js';
 import { makeTempDir } from '../helpers/temp.js';
 import { httpUpstream, type TestUpstream } from '../helpers/upstreams.js';
 
@@ -87,13 +87,15 @@ const SLOW_TOTAL = 256 * MiB;
  */
 describe('streaming 1 GiB bodies through the proxy', () => {
   const tmp = makeTempDir();
-  let app: SampleApp;
+  /** The server line for the config. */
+  const appAddress = `unix:${tmp.path('app.sock')}`;
+  let app: AppProcess;
   let slowApp: TestUpstream;
   let proxy: ProxyProcess;
   let slowProxy: ProxyProcess;
 
   beforeAll(async () => {
-    app = await startSampleApp(tmp.path('app.sock'));
+    app = await startApp(['--bind', appAddress]);
     // In-process upstream for the slow-upstream test: hashes what it gets, reading at SLOW_RATE.
     slowApp = await httpUpstream(tmp.path('slow.sock'), (req, res) => {
       const hash = createHash('sha256');
@@ -111,14 +113,14 @@ describe('streaming 1 GiB bodies through the proxy', () => {
       });
     });
     const settings = `proxy:\n  client_max_body_size: 2g\nlog:\n  access: "off"\n`;
-    proxy = await startProxyProcess(`upstream:\n  servers:\n    - ${app.address}\n${settings}`, tmp.dir);
+    proxy = await startProxyProcess(`upstream:\n  servers:\n    - ${appAddress}\n${settings}`, tmp.dir);
     slowProxy = await startProxyProcess(`upstream:\n  servers:\n    - ${slowApp.address}\n${settings}`, tmp.dir);
   });
 
   afterAll(async () => {
     await proxy?.stop();
     await slowProxy?.stop();
-    await app?.stop();
+    await app?.stop('SIGKILL');
     await slowApp?.close();
     tmp.remove();
   });
