@@ -1,3 +1,4 @@
+import { errors } from 'undici';
 import { describeErrno } from '../server/errno.js';
 
 /**
@@ -52,20 +53,24 @@ export function classifyUpstreamError(error: unknown, phase: Phase, upstream: st
       return { kind: 'invalid_header', message: 'upstream sent invalid header', severity: 'error' };
     case 'UND_ERR_HEADERS_OVERFLOW':
       return { kind: 'invalid_header', message: 'upstream sent too big header', severity: 'error' };
-    case 'UND_ERR_SOCKET':
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+      // undici reports any parse error after a Content-Length header this way: before the
+      // headers were complete it is a malformed header block (a duplicate or conflicting
+      // Content-Length, Content-Length with Transfer-Encoding), nginx's invalid_header.
+      if (phase !== 'reading_body') {
+        return { kind: 'invalid_header', message: 'upstream sent invalid header', severity: 'error' };
+      }
+      return { kind: 'error', message: 'upstream prematurely closed connection', severity: 'error' };
+    case 'UND_ERR_SOCKET':
       return { kind: 'error', message: 'upstream prematurely closed connection', severity: 'error' };
   }
-  if (code.startsWith('HPE_')) {
-    if (phase === 'reading_body') {
-      return { kind: 'error', message: 'upstream sent invalid chunked response', severity: 'error' };
-    }
-    // A status line llhttp cannot read is not a header error to nginx; it still ends in 502.
-    const message =
-      code === 'HPE_INVALID_CONSTANT' || code === 'HPE_INVALID_VERSION' || code === 'HPE_INVALID_STATUS'
-        ? 'upstream sent no valid HTTP/1.0 header'
-        : 'upstream sent invalid header';
-    return { kind: 'invalid_header', message, severity: 'error' };
+  // undici 7's HTTPParserError has no usable code (it is built from a lookup that misses),
+  // so it is recognised by class. Before the headers are complete a parse error means the
+  // header block was malformed (nginx's invalid_header); in the body, broken framing.
+  if (err instanceof errors.HTTPParserError) {
+    return phase === 'reading_body'
+      ? { kind: 'error', message: 'upstream sent invalid chunked response', severity: 'error' }
+      : { kind: 'invalid_header', message: 'upstream sent invalid header', severity: 'error' };
   }
   if (phase === 'connecting') {
     const reason = typeof err?.errno === 'number' ? describeErrno(err) : String(err?.message ?? err);

@@ -1,3 +1,4 @@
+import { errors } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { classifyUpstreamError } from '../../../src/forward/classify.js';
 
@@ -17,7 +18,10 @@ describe('classifyUpstreamError: nginx failure type and wording, by err.code', (
     [{ code: 'UND_ERR_HEADERS_TIMEOUT' }, 'reading_header', 'timeout', 'error', 'upstream timed out (110: Connection timed out)'],
     [{ code: 'UND_ERR_SOCKET' }, 'reading_header', 'error', 'error', 'upstream prematurely closed connection'],
     [errno('ECONNRESET', 104), 'reading_header', 'error', 'error', 'recv() failed (104: Connection reset by peer)'],
-    [{ code: 'HPE_INVALID_HEADER_TOKEN' }, 'reading_header', 'invalid_header', 'error', 'upstream sent invalid header'],
+    [new errors.HTTPParserError('Response does not match the HTTP/1.1 protocol (Invalid header token)'), 'reading_header', 'invalid_header', 'error', 'upstream sent invalid header'],
+    [new errors.HTTPParserError('Response does not match the HTTP/1.1 protocol (Invalid character in chunk size)'), 'reading_body', 'error', 'error', 'upstream sent invalid chunked response'],
+    [new errors.ResponseContentLengthMismatchError(), 'reading_header', 'invalid_header', 'error', 'upstream sent invalid header'],
+    [new errors.ResponseContentLengthMismatchError(), 'reading_body', 'error', 'error', 'upstream prematurely closed connection'],
     [{ code: 'UND_ERR_HEADERS_OVERFLOW' }, 'reading_header', 'invalid_header', 'error', 'upstream sent too big header'],
   ] as const)('%o while %s', (err, phase, kind, severity, message) => {
     expect(classifyUpstreamError(err, phase, 'unix:/a.sock')).toEqual({ kind, severity, message });
