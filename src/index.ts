@@ -6,6 +6,7 @@ export { startProxy } from './run.js';
 export { createAccessLog, createErrorLog } from './observe/logger.js';
 export type { ProxyLogs, RunningProxy } from './run.js';
 export type {
+  Balance,
   Config,
   ListenAddress,
   LogConfig,

@@ -2,8 +2,8 @@ import { isIPv4 } from 'node:net';
 import type { Balancer } from './types.js';
 import { pickSmoothWeighted } from './round-robin.js';
 
-/** nginx gives up hashing after 20 unusable picks and falls back to round robin. */
-const MAX_HASH_TRIES = 20;
+/** nginx falls back to round robin once `++tries > 20`: after 21 unusable picks. */
+const MAX_HASH_PICKS = 21;
 
 /**
  * nginx ip_hash (ngx_http_upstream_get_ip_hash_peer): the key is the first three octets
@@ -15,7 +15,7 @@ export const ipHash: Balancer = (candidates, eligible, context) => {
   const totalWeight = candidates.reduce((sum, peer) => sum + peer.config.weight, 0);
   if (totalWeight === 0) return undefined;
   let hash = 89;
-  for (let attempt = 0; attempt < MAX_HASH_TRIES; attempt++) {
+  for (let pick = 0; pick < MAX_HASH_PICKS; pick++) {
     for (const byte of key) hash = (hash * 113 + byte) % 6271;
     let weight = hash % totalWeight;
     let index = 0;

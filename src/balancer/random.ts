@@ -1,5 +1,9 @@
 import type { Peer } from '../upstream/peer.js';
+import { pickSmoothWeighted } from './round-robin.js';
 import type { Balancer } from './types.js';
+
+/** ngx_http_upstream_get_random2_peer: after 20 unusable draws, round robin (`++rp->tries > 20`). */
+const MAX_RANDOM_TRIES = 20;
 
 /**
  * nginx random (ngx_http_upstream_get_random_peer): an eligible server picked at random,
@@ -21,4 +25,42 @@ export function makeRandom(random: () => number = Math.random): Balancer {
     }
     return usable.at(-1);
   };
+}
+
+/**
+ * nginx `random two [least_conn]` (ngx_http_upstream_get_random2_peer): draw servers at
+ * random in proportion to weight (ngx_http_upstream_peek_random_peer, over every server,
+ * usable or not) until two different usable ones are found, and take the one with fewer
+ * active connections per unit of weight; on a tie, the second. Every draw counts against
+ * the 20 allowed, the first usable one included; past them, round robin.
+ *
+ * nginx counts the draws per request, across its attempts; here each attempt has its 20.
+ */
+export function makeRandomTwo(random: () => number = Math.random): Balancer {
+  return (candidates, eligible) => {
+    const totalWeight = candidates.reduce((sum, peer) => sum + peer.config.weight, 0);
+    let first: Peer | undefined;
+    for (let tries = 0; tries <= MAX_RANDOM_TRIES; tries++) {
+      const peer = peek(candidates, Math.floor(random() * totalWeight));
+      if (peer === first || !eligible(peer)) continue;
+      if (first === undefined) {
+        first = peer;
+        continue;
+      }
+      // peer->conns * prev->weight > prev->conns * peer->weight: the first has fewer per weight.
+      return peer.active * first.config.weight > first.active * peer.config.weight ? first : peer;
+    }
+    return pickSmoothWeighted(candidates, eligible);
+  };
+}
+
+/** The server whose weight range holds `point` (0 <= point < total weight), as ngx_http_upstream_peek_random_peer finds it. */
+function peek(candidates: readonly Peer[], point: number): Peer {
+  let rest = point;
+  let index = 0;
+  while (rest >= candidates[index]!.config.weight) {
+    rest -= candidates[index]!.config.weight;
+    index++;
+  }
+  return candidates[index]!;
 }

@@ -4,6 +4,12 @@ import type { Peer } from '../upstream/peer.js';
 export interface BalanceContext {
   /** The client's address ($remote_addr), for ip_hash. */
   readonly clientAddress: string;
+  /**
+   * The value of an nginx variable for this request ("request_uri" for $request_uri), for
+   * the `hash` key; "" when unset. Only called by the balancers that need it, so other
+   * methods never pay for evaluating variables.
+   */
+  variable(name: string): string;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { AccessLogTarget, BalanceMethod, LogLevel, NextUpstreamToken } from './types.js';
+import type { AccessLogTarget, Balance, LogLevel, NextUpstreamToken } from './types.js';
 
 /**
  * Every default of the configuration, in one place, in resolved units. Each entry names
@@ -26,7 +26,7 @@ export const DEFAULTS = deepFreeze({
     /** `upstream NAME {}`: sockproxy's own default, since the YAML block may omit the name. */
     name: 'backend',
     /** No balancing directive in the block: weighted round robin. */
-    balance: 'round_robin' as BalanceMethod,
+    balance: { method: 'round_robin' } as Balance,
     /** `keepalive 32` (implicit for an explicit upstream block since nginx 1.29.7). */
     keepalive: 32,
   },

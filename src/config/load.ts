@@ -6,6 +6,7 @@ import { formatListen, parseListen } from './listen.js';
 import { parseServerAddress, parseServerLine, SERVER_FLAGS, SERVER_PARAMETERS, type ServerParameters } from './server-line.js';
 import type {
   AccessLogTarget,
+  Balance,
   BalanceMethod,
   Config,
   HeaderRule,
@@ -75,9 +76,9 @@ const PROXY_KEYS = [
 ];
 const LOG_KEYS = ['level', 'access'];
 
-const BALANCE_METHODS: readonly BalanceMethod[] = ['round_robin', 'least_conn', 'ip_hash', 'random'];
-/** ngx_http_upstream_ip_hash and ngx_http_upstream_random do not set NGX_HTTP_UPSTREAM_BACKUP. */
-const WITHOUT_BACKUP: ReadonlySet<BalanceMethod> = new Set(['ip_hash', 'random']);
+const BALANCE_EXPECTED = 'one of round_robin, least_conn, ip_hash, hash KEY [consistent], random [two [least_conn]]';
+/** ngx_http_upstream_ip_hash, ngx_http_upstream_hash and ngx_http_upstream_random do not set NGX_HTTP_UPSTREAM_BACKUP. */
+const WITHOUT_BACKUP: ReadonlySet<BalanceMethod> = new Set(['ip_hash', 'hash', 'random']);
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 /** ngx_http_proxy_next_upstream_masks; `off` is handled apart. */
 const NEXT_UPSTREAM_TOKENS: ReadonlySet<string> = new Set<NextUpstreamToken>([
@@ -133,7 +134,7 @@ function readUpstream(reader: Reader, field: Field): UpstreamConfig {
     reader.fail(nameField, `${nameField.path} must be ${nameExpected}, got ${JSON.stringify(name)}`);
   }
   const balanceField = keys.get('balance');
-  const balance = balanceField ? reader.oneOf(balanceField, BALANCE_METHODS) : DEFAULTS.upstream.balance;
+  const balance = balanceField ? readBalance(reader, balanceField) : DEFAULTS.upstream.balance;
   const keepaliveField = keys.get('keepalive');
   const keepalive = keepaliveField ? reader.integer(keepaliveField) : DEFAULTS.upstream.keepalive;
 
@@ -144,12 +145,57 @@ function readUpstream(reader: Reader, field: Field): UpstreamConfig {
   const servers = serverItems.map((item) => {
     const server = readServer(reader, item);
     // nginx checks this flag when it meets the server line; YAML keys have no order, so check after.
-    if (server.backup && WITHOUT_BACKUP.has(balance)) {
-      reader.fail(item, `balancing method does not support parameter "backup" in ${item.path} (balance is "${balance}")`);
+    if (server.backup && WITHOUT_BACKUP.has(balance.method)) {
+      const written = describe(balanceField?.node ?? null);
+      reader.fail(item, `balancing method does not support parameter "backup" in ${item.path} (balance is ${written})`);
     }
     return server;
   });
   return { name, servers, balance, keepalive };
+}
+
+function readBalance(reader: Reader, field: Field): Balance {
+  const text = reader.text(field, BALANCE_EXPECTED);
+  const balance = parseBalance(text);
+  if (balance === undefined) reader.fail(field, `${field.path} must be ${BALANCE_EXPECTED}, got ${JSON.stringify(text)}`);
+  if ('error' in balance) reader.fail(field, `${balance.error} in ${field.path}`);
+  return balance;
+}
+
+/**
+ * The balancing directive as nginx's handlers read it: `least_conn` and `ip_hash` take no
+ * argument; `hash KEY [consistent]` (ngx_http_upstream_hash) compiles KEY as a complex
+ * value before it looks at the second word; `random [two [least_conn]]`
+ * (ngx_http_upstream_random). Words are case-sensitive, as ngx_strcmp compares them.
+ * Undefined for a method nginx does not have.
+ */
+function parseBalance(text: string): Balance | { error: string } | undefined {
+  const [method = '', ...args] = text.split(/\s+/).filter((word) => word !== '');
+  const invalidArguments = { error: `invalid number of arguments in "${method}" directive` };
+  switch (method) {
+    case 'round_robin':
+    case 'least_conn':
+    case 'ip_hash':
+      return args.length === 0 ? { method } : invalidArguments;
+    case 'hash': {
+      const [keyText, parameter] = args;
+      if (keyText === undefined || args.length > 2) return invalidArguments;
+      const key = compileTemplate(keyText);
+      if ('error' in key) return key;
+      if (parameter !== undefined && parameter !== 'consistent') return { error: `invalid parameter "${parameter}"` };
+      return { method, key, consistent: parameter !== undefined };
+    }
+    case 'random': {
+      const [two, comparison] = args;
+      if (args.length > 2) return invalidArguments;
+      if (two !== undefined && two !== 'two') return { error: `invalid parameter "${two}"` };
+      // least_conn is the only way `two` compares, and its default.
+      if (comparison !== undefined && comparison !== 'least_conn') return { error: `invalid parameter "${comparison}"` };
+      return { method, two: two !== undefined };
+    }
+    default:
+      return undefined;
+  }
 }
 
 function readServer(reader: Reader, field: Field): ServerConfig {

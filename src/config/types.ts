@@ -35,14 +35,30 @@ export interface ServerConfig {
   readonly down: boolean;
 }
 
-export type BalanceMethod = 'round_robin' | 'least_conn' | 'ip_hash' | 'random';
+/**
+ * The upstream block's balancing directive, resolved. Each method carries only its own
+ * parameters, so a combination nginx refuses (`consistent` without `hash`) cannot be written.
+ */
+export type Balance =
+  /** `round_robin`, or no `balance`: nginx's default, smooth weighted round robin. */
+  | { readonly method: 'round_robin' }
+  /** `least_conn`. */
+  | { readonly method: 'least_conn' }
+  /** `ip_hash`. */
+  | { readonly method: 'ip_hash' }
+  /** `hash KEY [consistent]`: `key` is evaluated per request; `consistent` selects ketama. */
+  | { readonly method: 'hash'; readonly key: HeaderTemplate; readonly consistent: boolean }
+  /** `random [two [least_conn]]`: `two` picks two servers and keeps the one with fewer connections. */
+  | { readonly method: 'random'; readonly two: boolean };
+
+export type BalanceMethod = Balance['method'];
 
 export interface UpstreamConfig {
   /** nginx's upstream name; `$proxy_host` and the "no live upstreams" upstream_addr. Default "backend". */
   readonly name: string;
   readonly servers: readonly ServerConfig[];
-  /** Default "round_robin". */
-  readonly balance: BalanceMethod;
+  /** YAML `balance`, the nginx directive text ("least_conn", "hash $request_uri consistent"); default round robin. */
+  readonly balance: Balance;
   /** nginx `keepalive N`: idle connections kept per server; 0 = a new connection per request. Default 32. */
   readonly keepalive: number;
 }

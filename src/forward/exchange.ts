@@ -19,7 +19,7 @@ import {
 } from './next-upstream.js';
 import type { PoolRegistry } from './pools.js';
 import { type BodyEvent, RequestBody } from './request-body.js';
-import { remoteAddr, type VariableContext } from './variables.js';
+import { remoteAddr, type VariableContext, variableValue } from './variables.js';
 
 /** Everything the per-request loop needs, built once per configuration. */
 export interface ForwardContext {
@@ -118,7 +118,10 @@ export class Exchange implements AttemptListener {
 
   #next(): void {
     const { balancer } = this.#ctx;
-    const context = { clientAddress: remoteAddr(this.#req) };
+    const context = {
+      clientAddress: remoteAddr(this.#req),
+      variable: (name: string) => variableValue(name, this.#vars),
+    };
     const peer = this.#ctx.group.select(this.#peers, (candidates, eligible) => balancer(candidates, eligible, context));
     if (peer === undefined) {
       this.#logError('error', 'no live upstreams while connecting to upstream', this.#ctx.group.name);

@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { ipHash } from '../../../src/balancer/ip-hash.js';
 import { leastConn } from '../../../src/balancer/least-conn.js';
-import { makeRandom } from '../../../src/balancer/random.js';
+import { makeRandom, makeRandomTwo } from '../../../src/balancer/random.js';
+import type { BalanceContext } from '../../../src/balancer/types.js';
 import { Peer } from '../../../src/upstream/peer.js';
 import { server } from '../helpers.js';
+
+/** A request that gives the balancer nothing to go on. */
+const NO_REQUEST: BalanceContext = { clientAddress: '', variable: () => '' };
 
 const all = (): boolean => true;
 
@@ -13,15 +17,15 @@ describe('least_conn', () => {
     peers[0]!.active = 2;
     peers[1]!.active = 2; // 1 per unit of weight
     peers[2]!.active = 0;
-    expect(leastConn(peers, all, { clientAddress: '' })?.name).toBe('unix:/c');
+    expect(leastConn(peers, all, NO_REQUEST)?.name).toBe('unix:/c');
     peers[2]!.active = 3;
-    expect(leastConn(peers, all, { clientAddress: '' })?.name).toBe('unix:/b');
+    expect(leastConn(peers, all, NO_REQUEST)?.name).toBe('unix:/b');
   });
 
   it('breaks ties by round robin among the tied peers', () => {
     const peers = [new Peer(server('a')), new Peer(server('b')), new Peer(server('c'))];
     peers[2]!.active = 5;
-    const picks = Array.from({ length: 4 }, () => leastConn(peers, all, { clientAddress: '' })?.name);
+    const picks = Array.from({ length: 4 }, () => leastConn(peers, all, NO_REQUEST)?.name);
     expect(picks).toEqual(['unix:/a', 'unix:/b', 'unix:/a', 'unix:/b']);
   });
 });
@@ -29,7 +33,7 @@ describe('least_conn', () => {
 describe('ip_hash', () => {
   it('keeps one /24 on one server and spreads different networks', () => {
     const peers = ['a', 'b', 'c', 'd'].map((n) => new Peer(server(n)));
-    const pick = (ip: string): string | undefined => ipHash(peers, all, { clientAddress: ip })?.name;
+    const pick = (ip: string): string | undefined => ipHash(peers, all, { ...NO_REQUEST, clientAddress: ip })?.name;
     expect(pick('10.1.2.3')).toBe(pick('10.1.2.200'));
     expect(pick('::ffff:10.1.2.3')).toBe(pick('10.1.2.9'));
     const spread = new Set(Array.from({ length: 64 }, (_, i) => pick(`10.${i}.7.1`)));
@@ -38,8 +42,8 @@ describe('ip_hash', () => {
 
   it('rehashes past an unusable server', () => {
     const peers = ['a', 'b'].map((n) => new Peer(server(n)));
-    const first = ipHash(peers, all, { clientAddress: '192.168.5.5' })!;
-    const other = ipHash(peers, (p) => p !== first, { clientAddress: '192.168.5.5' });
+    const first = ipHash(peers, all, { ...NO_REQUEST, clientAddress: '192.168.5.5' })!;
+    const other = ipHash(peers, (p) => p !== first, { ...NO_REQUEST, clientAddress: '192.168.5.5' });
     expect(other).toBeDefined();
     expect(other).not.toBe(first);
   });
@@ -52,12 +56,66 @@ describe('random', () => {
     let i = 0;
     const random = makeRandom(() => values[i++]!);
     const eligible = (p: Peer): boolean => p.name !== 'unix:/c';
-    expect(values.map(() => random(peers, eligible, { clientAddress: '' })?.name)).toEqual([
+    expect(values.map(() => random(peers, eligible, NO_REQUEST)?.name)).toEqual([
       'unix:/a',
       'unix:/a',
       'unix:/a',
       'unix:/b',
       'unix:/b',
     ]);
+  });
+});
+
+describe('random two least_conn (ngx_http_upstream_get_random2_peer)', () => {
+  /** a (weight 1), b (weight 1), c (weight 2): a draw of v takes floor(v * 4), so 0 → a, 0.25 → b, 0.5 and 0.75 → c. */
+  function setup(draws: number[]): { peers: Peer[]; two: ReturnType<typeof makeRandomTwo>; drawn: () => number } {
+    const peers = [new Peer(server('a')), new Peer(server('b')), new Peer(server('c', { weight: 2 }))];
+    let i = 0;
+    const two = makeRandomTwo(() => draws[i++ % draws.length]!);
+    return { peers, two, drawn: () => i };
+  }
+  const A = 0;
+  const B = 0.25;
+  const C = 0.5;
+
+  it('of two different servers drawn by weight, takes the one with fewer connections per weight', () => {
+    const { peers, two } = setup([A, B]);
+    peers[0]!.active = 3;
+    peers[1]!.active = 1;
+    expect(two(peers, all, NO_REQUEST)?.name).toBe('unix:/b');
+    peers[1]!.active = 4;
+    expect(two(peers, all, NO_REQUEST)?.name).toBe('unix:/a');
+  });
+
+  it('compares per unit of weight, and a tie goes to the second drawn', () => {
+    const { peers, two } = setup([A, C]);
+    peers[0]!.active = 1;
+    peers[2]!.active = 2; // 1 per unit of weight: a tie
+    expect(two(peers, all, NO_REQUEST)?.name).toBe('unix:/c');
+    peers[2]!.active = 3;
+    expect(two(peers, all, NO_REQUEST)?.name).toBe('unix:/a');
+  });
+
+  it('draws again for the same server or an unusable one', () => {
+    const { peers, two, drawn } = setup([A, A, B, C]);
+    peers[2]!.active = 5;
+    expect(two(peers, (p) => p.name !== 'unix:/b', NO_REQUEST)?.name).toBe('unix:/a');
+    expect(drawn()).toBe(4);
+  });
+
+  it('after 21 draws without two usable servers, falls back to round robin', () => {
+    const { peers, two, drawn } = setup([A]);
+    const onlyA = (p: Peer): boolean => p.name === 'unix:/a';
+    expect(two(peers, onlyA, NO_REQUEST)?.name).toBe('unix:/a');
+    expect(drawn()).toBe(21);
+    expect(two(peers, () => false, NO_REQUEST)).toBeUndefined();
+    expect(drawn()).toBe(42);
+  });
+
+  it('with the default source, spreads idle requests over every server', () => {
+    const peers = ['a', 'b', 'c'].map((n) => new Peer(server(n)));
+    const two = makeRandomTwo();
+    const seen = new Set(Array.from({ length: 200 }, () => two(peers, all, NO_REQUEST)?.name));
+    expect(seen.size).toBe(3);
   });
 });

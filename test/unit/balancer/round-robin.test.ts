@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { roundRobin } from '../../../src/balancer/round-robin.js';
+import type { BalanceContext } from '../../../src/balancer/types.js';
 import { Peer } from '../../../src/upstream/peer.js';
 import { server } from '../helpers.js';
 
+/** A request that gives the balancer nothing to go on. */
+const NO_REQUEST: BalanceContext = { clientAddress: '', variable: () => '' };
+
 function sequence(peers: Peer[], count: number, eligible: (peer: Peer) => boolean = () => true): string[] {
-  return Array.from({ length: count }, () => roundRobin(peers, eligible, { clientAddress: '' })?.name ?? '-');
+  return Array.from({ length: count }, () => roundRobin(peers, eligible, NO_REQUEST)?.name ?? '-');
 }
 
 describe('smooth weighted round robin (ngx_http_upstream_get_peer)', () => {
@@ -23,13 +27,13 @@ describe('smooth weighted round robin (ngx_http_upstream_get_peer)', () => {
   it('skips ineligible peers and returns undefined when none is left', () => {
     const peers = [new Peer(server('a')), new Peer(server('b'))];
     expect(sequence(peers, 3, (peer) => peer.name !== 'unix:/a')).toEqual(['unix:/b', 'unix:/b', 'unix:/b']);
-    expect(roundRobin(peers, () => false, { clientAddress: '' })).toBeUndefined();
+    expect(roundRobin(peers, () => false, NO_REQUEST)).toBeUndefined();
   });
 
   it('a penalised effective weight climbs back by one per round', () => {
     const peers = [new Peer(server('a', { weight: 3 })), new Peer(server('b', { weight: 3 }))];
     peers[0]!.effectiveWeight = 0;
-    roundRobin(peers, () => true, { clientAddress: '' });
+    roundRobin(peers, () => true, NO_REQUEST);
     expect(peers[0]!.effectiveWeight).toBe(1);
   });
 });

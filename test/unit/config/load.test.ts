@@ -62,7 +62,7 @@ describe('parseConfig', () => {
           { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8000 }, weight: 2, maxFails: 3, failTimeoutSec: 30 },
           { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8001 }, backup: true },
         ],
-        balance: 'round_robin',
+        balance: { method: 'round_robin' },
         keepalive: 32,
       },
       proxy: {
@@ -84,7 +84,7 @@ describe('parseConfig', () => {
     expect(config.upstream).toEqual({
       name: 'backend',
       servers: [{ ...SERVER, address: { kind: 'unix', path: '/tmp/app.sock' } }],
-      balance: 'round_robin',
+      balance: { method: 'round_robin' },
       keepalive: 32,
     });
     expect(config.proxy).toEqual(parseConfig(FULL_EXAMPLE.replace(/  set_header:.*\n.*\n/, ''), 'x').proxy);
@@ -223,6 +223,29 @@ upstream:
     expect(parseConfig(`${MINIMAL}proxy:\nlog:\n`, 'x').log.level).toBe('info');
   });
 
+  it.each<[string, Config['upstream']['balance']]>([
+    ['round_robin', { method: 'round_robin' }],
+    ['least_conn', { method: 'least_conn' }],
+    ['ip_hash', { method: 'ip_hash' }],
+    ['random', { method: 'random', two: false }],
+    ['random two', { method: 'random', two: true }],
+    ['random two least_conn', { method: 'random', two: true }],
+    ['hash $request_uri', { method: 'hash', key: [{ variable: 'request_uri' }], consistent: false }],
+    ['hash $remote_addr consistent', { method: 'hash', key: [{ variable: 'remote_addr' }], consistent: true }],
+    ['"  hash   $scheme$request_uri\tconsistent "', { method: 'hash', key: [{ variable: 'scheme' }, { variable: 'request_uri' }], consistent: true }],
+    ['hash user-${http_x_user}', { method: 'hash', key: ['user-', { variable: 'http_x_user' }], consistent: false }],
+    ['hash static-key', { method: 'hash', key: ['static-key'], consistent: false }],
+  ])('balance: %s', (value, balance) => {
+    const config = parseConfig(`${MINIMAL}  balance: ${value}\n`, 'x');
+    expect(config.upstream.balance).toEqual(balance);
+    expect(Object.isFrozen(config.upstream.balance)).toBe(true);
+  });
+
+  it.each(['least_conn', 'hash $request_uri'])('balance: %s allows down servers', (value) => {
+    const config = parseConfig(`listen: 8080\nupstream:\n  balance: ${value}\n  servers: [unix:/a, unix:/b down]\n`, 'x');
+    expect(config.upstream.servers[1]!.down).toBe(true);
+  });
+
   it('follows YAML aliases', () => {
     const config = parseConfig(`listen: &port 8080\nupstream:\n  servers: [unix:/a]\n  keepalive: *port\n`, 'x');
     expect(config.upstream.keepalive).toBe(8080);
@@ -288,7 +311,45 @@ describe('parseConfig errors: file:line:col, nginx wording, offending value, YAM
     ['mapping: bad address', upstream('    - address: "h:0"\n'), 'bad.yaml:4:16: invalid port in upstream "h:0" in upstream.servers[0].address'],
     ['mapping: misspelt key', upstream('    - {address: unix:/a, wieght: 2}\n'), 'bad.yaml:4:26: unknown key "wieght" in upstream.servers[0] (did you mean "weight"?)'],
     // upstream
-    ['bad balance', `listen: 8080\nupstream:\n  servers: [unix:/a]\n  balance: rr\n`, 'bad.yaml:4:12: upstream.balance must be one of round_robin, least_conn, ip_hash, random, got "rr"'],
+    [
+      'bad balance',
+      `listen: 8080\nupstream:\n  servers: [unix:/a]\n  balance: rr\n`,
+      'bad.yaml:4:12: upstream.balance must be one of round_robin, least_conn, ip_hash, hash KEY [consistent], random [two [least_conn]], got "rr"',
+    ],
+    // balance: nginx's words for each directive (ngx_http_upstream_hash, ngx_http_upstream_random)
+    ...(
+      [
+        ['random three', 'invalid parameter "three"'],
+        ['random two most_conn', 'invalid parameter "most_conn"'],
+        ['random two least_conn extra', 'invalid number of arguments in "random" directive'],
+        ['hash', 'invalid number of arguments in "hash" directive'],
+        ['hash $uri consistent extra', 'invalid number of arguments in "hash" directive'],
+        ['hash $uri Consistent', 'invalid parameter "Consistent"'],
+        ['hash $foo', 'unknown "foo" variable'],
+        // the key is compiled before the second word is looked at
+        ['hash $foo bar', 'unknown "foo" variable'],
+        ['hash ${uri', 'the closing bracket in "uri" variable is missing'],
+        ['least_conn now', 'invalid number of arguments in "least_conn" directive'],
+        ['ip_hash consistent', 'invalid number of arguments in "ip_hash" directive'],
+        ['"  random  seven"', 'invalid parameter "seven"'],
+      ] as const
+    ).map(([value, text]): [string, string, string] => [
+      `balance: ${value}`,
+      `listen: 8080\nupstream:\n  servers: [unix:/a]\n  balance: ${value}\n`,
+      `bad.yaml:4:12: ${text} in upstream.balance`,
+    ]),
+    ['empty balance', `listen: 8080\nupstream:\n  servers: [unix:/a]\n  balance: ""\n`, 'bad.yaml:4:12: upstream.balance must be one of round_robin, least_conn, ip_hash, hash KEY [consistent], random [two [least_conn]], got ""'],
+    ['balance as a list', `listen: 8080\nupstream:\n  servers: [unix:/a]\n  balance: [hash, $uri]\n`, 'bad.yaml:4:12: upstream.balance must be one of round_robin, least_conn, ip_hash, hash KEY [consistent], random [two [least_conn]], got a list'],
+    [
+      'backup with hash',
+      `listen: 8080\nupstream:\n  balance: hash $request_uri consistent\n  servers:\n    - unix:/a\n    - unix:/b backup\n`,
+      'bad.yaml:6:7: balancing method does not support parameter "backup" in upstream.servers[1] (balance is "hash $request_uri consistent")',
+    ],
+    [
+      'backup with random two, mapping form',
+      `listen: 8080\nupstream:\n  servers:\n    - address: unix:/b\n      backup: true\n  balance: random two least_conn\n`,
+      'bad.yaml:4:7: balancing method does not support parameter "backup" in upstream.servers[0] (balance is "random two least_conn")',
+    ],
     ['bad keepalive', `listen: 8080\nupstream:\n  servers: [unix:/a]\n  keepalive: many\n`, 'bad.yaml:4:14: upstream.keepalive must be a non-negative integer, got "many"'],
     ['negative keepalive', `listen: 8080\nupstream:\n  servers: [unix:/a]\n  keepalive: -1\n`, 'bad.yaml:4:14: upstream.keepalive must be a non-negative integer, got "-1"'],
     ['empty keepalive', `listen: 8080\nupstream:\n  servers: [unix:/a]\n  keepalive:\n`, 'bad.yaml:4:13: upstream.keepalive must be a non-negative integer, got nothing'],

@@ -1,0 +1,163 @@
+import type { HeaderTemplate } from '../config/types.js';
+import type { Peer } from '../upstream/peer.js';
+import { pickSmoothWeighted } from './round-robin.js';
+import type { BalanceContext, Balancer } from './types.js';
+
+/**
+ * Both hash methods give up after 20 unusable picks and fall back to round robin
+ * (`++hp->tries > 20` in ngx_http_upstream_get_hash_peer, `hp->tries > 20` in
+ * ngx_http_upstream_get_chash_peer): at most 21 servers are looked at.
+ */
+const MAX_HASH_TRIES = 20;
+
+/** ngx_http_upstream_update_chash: points on the ring per unit of weight. */
+const POINTS_PER_WEIGHT = 160;
+
+/**
+ * nginx `hash KEY` (ngx_http_upstream_get_hash_peer), compatible with Cache::Memcached:
+ * the n-th pick adds ((crc32(n KEY) >> 16) & 0x7fff) to a running sum, n written in decimal
+ * and left out the first time, and walks the weighted server list to sum % total_weight.
+ * An unusable server (tried, down, failed, at max_conns) means the next n. An empty key,
+ * or 21 unusable picks, fall back to round robin.
+ *
+ * nginx keeps the sum and the count per request and goes on from them on the request's
+ * next attempt; this balancer holds no per-request state and replays the walk from the
+ * start instead. The servers the earlier attempts took are ineligible now, so the replay
+ * passes them and lands where nginx's walk goes on to; only the 20-pick budget also
+ * counts those earlier attempts.
+ */
+export function makeHash(key: HeaderTemplate): Balancer {
+  return (candidates, eligible, context) => {
+    const bytes = keyBytes(key, context);
+    if (bytes.length === 0) return pickSmoothWeighted(candidates, eligible);
+    const totalWeight = candidates.reduce((sum, peer) => sum + peer.config.weight, 0);
+    let sum = 0;
+    for (let rehash = 0; rehash <= MAX_HASH_TRIES; rehash++) {
+      const crc = rehash === 0 ? crc32(bytes) : crc32(bytes, crc32(Buffer.from(String(rehash), 'latin1')));
+      // hp->hash is a uint32_t.
+      sum = (sum + ((crc >>> 16) & 0x7fff)) >>> 0;
+      let weight = sum % totalWeight;
+      let index = 0;
+      while (weight >= candidates[index]!.config.weight) {
+        weight -= candidates[index]!.config.weight;
+        index++;
+      }
+      const peer = candidates[index]!;
+      if (eligible(peer)) return peer;
+    }
+    return pickSmoothWeighted(candidates, eligible);
+  };
+}
+
+/**
+ * nginx `hash KEY consistent`, ketama (ngx_http_upstream_get_chash_peer): crc32(KEY) finds
+ * the first point on the ring at or after it (wrapping to the first point); the server of
+ * that point takes the request, or, if it is unusable, the server of the next point, for
+ * up to 21 points, then round robin. An empty key falls back to round robin at once.
+ * Servers with the same name share their points and take turns by smooth weighted round
+ * robin, as nginx does for the addresses of one `server` line. Removing a server moves
+ * only the keys that were on it.
+ *
+ * As in makeHash, a retry replays the walk from the key's point: the servers already
+ * tried are skipped, so it reaches the point nginx's walk would go on to.
+ */
+export function makeConsistentHash(key: HeaderTemplate): Balancer {
+  // Built once per server list (the group passes the same frozen array every time).
+  const rings = new WeakMap<readonly Peer[], readonly RingPoint[]>();
+  return (candidates, eligible, context) => {
+    const bytes = keyBytes(key, context);
+    if (bytes.length === 0) return pickSmoothWeighted(candidates, eligible);
+    let ring = rings.get(candidates);
+    if (ring === undefined) {
+      ring = buildRing(candidates);
+      rings.set(candidates, ring);
+    }
+    const start = findPoint(ring, crc32(bytes));
+    for (let tries = 0; tries <= MAX_HASH_TRIES; tries++) {
+      const { server } = ring[(start + tries) % ring.length]!;
+      const peer = pickSmoothWeighted(candidates, (candidate) => candidate.name === server && eligible(candidate));
+      if (peer !== undefined) return peer;
+    }
+    return pickSmoothWeighted(candidates, eligible);
+  };
+}
+
+export interface RingPoint {
+  /** crc32, unsigned. */
+  readonly hash: number;
+  /** The name (Peer.name) of the server the point belongs to. */
+  readonly server: string;
+}
+
+/**
+ * ngx_http_upstream_update_chash, compatible with Cache::Memcached::Fast: weight × 160
+ * points per server, point j = crc32(HOST "\0" PORT PREV), PREV the previous point's hash
+ * as 4 little-endian bytes (0 for the first). HOST and PORT split the server's name at a
+ * final ":digits"; a unix: server is its path and no port. Sorted by hash; of equal hashes
+ * only the first is kept.
+ */
+export function buildRing(candidates: readonly Peer[]): readonly RingPoint[] {
+  const points: RingPoint[] = [];
+  for (const peer of candidates) {
+    const { host, port } = splitServerName(peer.name);
+    // Server names come from the configuration file, which nginx reads as UTF-8 bytes.
+    const base = crc32(Buffer.from(port, 'utf8'), crc32(Buffer.from(`${host}\0`, 'utf8')));
+    const previous = Buffer.alloc(4);
+    for (let j = 0; j < peer.config.weight * POINTS_PER_WEIGHT; j++) {
+      const hash = crc32(previous, base);
+      points.push({ hash, server: peer.name });
+      previous.writeUInt32LE(hash);
+    }
+  }
+  points.sort((a, b) => a.hash - b.hash);
+  return points.filter((point, index) => index === 0 || point.hash !== points[index - 1]!.hash);
+}
+
+/** The server part of a `server` name as ngx_http_upstream_update_chash splits it. */
+function splitServerName(name: string): { host: string; port: string } {
+  if (name.slice(0, 5).toLowerCase() === 'unix:') return { host: name.slice(5), port: '' };
+  const match = /^(.*):([0-9]*)$/s.exec(name);
+  return match === null ? { host: name, port: '' } : { host: match[1]!, port: match[2]! };
+}
+
+/** ngx_http_upstream_find_chash_point: the index of the first point >= hash (ring.length past the last). */
+function findPoint(ring: readonly RingPoint[], hash: number): number {
+  let low = 0;
+  let high = ring.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    const point = ring[middle]!.hash;
+    if (hash > point) low = middle + 1;
+    else if (hash < point) high = middle;
+    else return middle;
+  }
+  return low;
+}
+
+/**
+ * The key's bytes as nginx hashes them: literal text as written in the configuration
+ * (UTF-8), variable values as the bytes the client sent, which Node hands over decoded
+ * as latin1 (one character per byte).
+ */
+function keyBytes(key: HeaderTemplate, context: BalanceContext): Buffer {
+  return Buffer.concat(
+    key.map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : Buffer.from(context.variable(part.variable), 'latin1'))),
+  );
+}
+
+const CRC32_TABLE = Uint32Array.from({ length: 256 }, (_, byte) => {
+  let crc = byte;
+  for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? 0xedb88320 ^ (crc >>> 1) : crc >>> 1;
+  return crc;
+});
+
+/**
+ * CRC-32 (IEEE 802.3, reflected, as ngx_crc32 and zlib compute it), unsigned; `previous`
+ * continues an earlier crc, so crc32(b, crc32(a)) = crc32(a + b), as ngx_crc32_update
+ * does. zlib.crc32 does the same but only from Node 20.15, and sockproxy supports 20.10.
+ */
+export function crc32(bytes: Uint8Array, previous = 0): number {
+  let crc = ~previous;
+  for (const byte of bytes) crc = CRC32_TABLE[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
+  return ~crc >>> 0;
+}
