@@ -29,6 +29,14 @@ export const DEFAULTS = deepFreeze({
     balance: { method: 'round_robin' } as Balance,
     /** `keepalive 32` (implicit for an explicit upstream block since nginx 1.29.7). */
     keepalive: 32,
+    /**
+     * `keepalive_timeout`: nginx's is 60s. sockproxy's is below Gunicorn's 2 s keep-alive
+     * (sent without a Keep-Alive hint), so that we close an idle connection before the app
+     * does, rather than write a request into a connection it is closing (nginx users' POST 502).
+     */
+    keepaliveTimeoutMs: 1_500,
+    /** `keepalive_requests 1000`. */
+    keepaliveRequests: 1000,
   },
   proxy: {
     /** `proxy_next_upstream error timeout`. */
@@ -45,6 +53,8 @@ export const DEFAULTS = deepFreeze({
     readTimeoutMs: 60_000,
     /** `client_max_body_size 1m`. */
     clientMaxBodySizeBytes: 1024 * 1024,
+    /** `proxy_buffer_size`: one memory page, 4k or 8k; 8k on x86-64 Linux. */
+    bufferSizeBytes: 8 * 1024,
     /** `proxy_set_header`: none beyond nginx's built-in Host and Connection handling. */
     setHeader: [] as const,
   },

@@ -62,7 +62,7 @@ export function parseConfig(source: string, file: string): Config {
 }
 
 const TOP_KEYS = ['listen', 'upstream', 'proxy', 'log'];
-const UPSTREAM_KEYS = ['name', 'servers', 'balance', 'keepalive'];
+const UPSTREAM_KEYS = ['name', 'servers', 'balance', 'keepalive', 'keepalive_timeout', 'keepalive_requests'];
 const SERVER_KEYS = ['address', ...SERVER_PARAMETERS.keys(), ...SERVER_FLAGS];
 const PROXY_KEYS = [
   'next_upstream',
@@ -72,6 +72,7 @@ const PROXY_KEYS = [
   'send_timeout',
   'read_timeout',
   'client_max_body_size',
+  'buffer_size',
   'set_header',
 ];
 const LOG_KEYS = ['level', 'access'];
@@ -137,6 +138,15 @@ function readUpstream(reader: Reader, field: Field): UpstreamConfig {
   const balance = balanceField ? readBalance(reader, balanceField) : DEFAULTS.upstream.balance;
   const keepaliveField = keys.get('keepalive');
   const keepalive = keepaliveField ? reader.integer(keepaliveField) : DEFAULTS.upstream.keepalive;
+  const timeoutField = keys.get('keepalive_timeout');
+  const keepaliveTimeoutMs = timeoutField ? reader.duration(timeoutField, 1) : DEFAULTS.upstream.keepaliveTimeoutMs;
+  const requestsField = keys.get('keepalive_requests');
+  const keepaliveRequests = requestsField
+    ? reader.parsed(requestsField, 'a positive integer', (text) => {
+        const value = valueOf(parseInteger(text));
+        return value === undefined || value < 1 ? undefined : value;
+      })
+    : DEFAULTS.upstream.keepaliveRequests;
 
   const serversField = reader.required(field, keys, 'servers');
   // `servers:` with every line commented out is null: the same empty block as in nginx.
@@ -151,7 +161,7 @@ function readUpstream(reader: Reader, field: Field): UpstreamConfig {
     }
     return server;
   });
-  return { name, servers, balance, keepalive };
+  return { name, servers, balance, keepalive, keepaliveTimeoutMs, keepaliveRequests };
 }
 
 function readBalance(reader: Reader, field: Field): Balance {
@@ -240,6 +250,15 @@ function readProxy(reader: Reader, field: Field | undefined): ProxySettings {
       'client_max_body_size',
       (f) => reader.parsed(f, 'a size like 1m, 512k or 4g (0 = unlimited)', (text) => valueOf(parseSize(text))),
       proxy.clientMaxBodySizeBytes,
+    ),
+    bufferSizeBytes: get(
+      'buffer_size',
+      (f) =>
+        reader.parsed(f, 'a size like 8k or 16k (more than 0)', (text) => {
+          const size = valueOf(parseSize(text));
+          return size === undefined || size < 1 ? undefined : size;
+        }),
+      proxy.bufferSizeBytes,
     ),
     setHeader: get('set_header', (f) => readSetHeader(reader, f), proxy.setHeader),
   };

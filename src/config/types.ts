@@ -61,6 +61,10 @@ export interface UpstreamConfig {
   readonly balance: Balance;
   /** nginx `keepalive N`: idle connections kept per server; 0 = a new connection per request. Default 32. */
   readonly keepalive: number;
+  /** nginx `keepalive_timeout`: how long an idle upstream connection is kept, in ms. Default 1 500 (see defaults.ts). */
+  readonly keepaliveTimeoutMs: number;
+  /** nginx `keepalive_requests`: requests over one upstream connection before it is closed. Default 1000. */
+  readonly keepaliveRequests: number;
 }
 
 /** The proxy_next_upstream tokens (ngx_http_proxy_next_upstream_masks). `off` resolves to an empty set. */
@@ -104,6 +108,8 @@ export interface ProxySettings {
   readonly readTimeoutMs: number;
   /** client_max_body_size in bytes; 0 = unlimited; default 1 MiB. */
   readonly clientMaxBodySizeBytes: number;
+  /** proxy_buffer_size in bytes: the largest upstream response header block; default 8k. */
+  readonly bufferSizeBytes: number;
   /** proxy_set_header rules, applied after the defaults, in file order. */
   readonly setHeader: readonly HeaderRule[];
 }

@@ -3,13 +3,6 @@ import type { ProxySettings, SocketAddress, UpstreamConfig } from '../config/typ
 import type { Peer } from '../upstream/peer.js';
 
 /**
- * Gunicorn closes an idle keep-alive connection after 2 s (its `keepalive` default) and
- * sends no Keep-Alive hint. Idling ours out sooner means we close first, instead of
- * writing a request into a connection the app is closing (the occasional 502 on POST
- * that nginx users meet with upstream keepalive).
- */
-export const UPSTREAM_IDLE_TIMEOUT_MS = 1_500;
-/**
  * undici subtracts this from a server's `Keep-Alive: timeout=N` hint. Its default (2 s)
  * would turn Node's and the sample app's `timeout=2` hint into "never reuse".
  */
@@ -21,11 +14,11 @@ const KEEPALIVE_HINT_MARGIN_MS = 500;
  */
 export class PoolRegistry {
   readonly #pools = new Map<Peer, Pool>();
-  readonly #keepalive: number;
+  readonly #upstream: UpstreamConfig;
   readonly #proxy: ProxySettings;
 
   constructor(upstream: UpstreamConfig, proxy: ProxySettings) {
-    this.#keepalive = upstream.keepalive;
+    this.#upstream = upstream;
     this.#proxy = proxy;
   }
 
@@ -44,7 +37,7 @@ export class PoolRegistry {
    */
   shouldCloseAfter(peer: Peer): boolean {
     // Called before the new request is counted in `active`.
-    return peer.active >= this.#keepalive;
+    return peer.active >= this.#upstream.keepalive;
   }
 
   async close(): Promise<void> {
@@ -57,16 +50,23 @@ export class PoolRegistry {
       address.kind === 'unix'
         ? 'http://localhost'
         : `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+    const { keepalive, keepaliveRequests } = this.#upstream;
     return new Pool(origin, {
       connect: {
         timeout: this.#proxy.connectTimeoutMs,
         ...(address.kind === 'unix' ? { socketPath: address.path } : {}),
       },
-      // undici's pipelining 0 means "no keep-alive": nginx's `keepalive 0`.
-      pipelining: this.#keepalive === 0 ? 0 : 1,
-      keepAliveTimeout: UPSTREAM_IDLE_TIMEOUT_MS,
-      keepAliveMaxTimeout: UPSTREAM_IDLE_TIMEOUT_MS,
+      // undici's pipelining 0 means "no keep-alive": nginx's `keepalive 0`, or one request per connection.
+      pipelining: keepalive === 0 || keepaliveRequests === 1 ? 0 : 1,
+      // keepalive_timeout, also as the ceiling on the app's own Keep-Alive hint.
+      keepAliveTimeout: this.#upstream.keepaliveTimeoutMs,
+      keepAliveMaxTimeout: this.#upstream.keepaliveTimeoutMs,
       keepAliveTimeoutThreshold: KEEPALIVE_HINT_MARGIN_MS,
+      // undici closes a connection on the request after the limit (its counter is checked
+      // before it is incremented), so N - 1 makes N requests per connection, as nginx's.
+      maxRequestsPerClient: keepaliveRequests - 1,
+      // proxy_buffer_size: a larger header block is "upstream sent too big header" (invalid_header).
+      maxHeaderSize: this.#proxy.bufferSizeBytes,
       // proxy_read_timeout: the time between two reads, before and after the headers.
       headersTimeout: this.#proxy.readTimeoutMs,
       bodyTimeout: this.#proxy.readTimeoutMs,

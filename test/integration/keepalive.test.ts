@@ -26,9 +26,9 @@ describe('upstream keepalive', () => {
     });
   });
 
-  // `keepalive` continues the upstream block that the fixture's server list ends.
-  const start = async (keepalive: number) => {
-    await fx.start([`unix:${fx.tmp.path('app.sock')}`], `  keepalive: ${keepalive}\n`);
+  // The settings continue the upstream block that the fixture's server list ends.
+  const start = async (keepalive: number, more = '') => {
+    await fx.start([`unix:${fx.tmp.path('app.sock')}`], `  keepalive: ${keepalive}\n${more}`);
   };
 
   const get = async (path = '/') => (await request(`${fx.proxy!.url}${path}`)).body.text();
@@ -58,5 +58,21 @@ describe('upstream keepalive', () => {
     // The next request reuses a kept connection.
     expect(await get()).toBe('ok');
     expect(connections).toBe(6);
+  });
+
+  it('keepalive_requests closes a connection after that many requests', async () => {
+    await start(32, '  keepalive_requests: 3\n');
+    for (let i = 0; i < 7; i++) expect(await get()).toBe('ok');
+    expect(connections).toBe(3);
+  });
+
+  it('keepalive_timeout closes an idle connection after that long, even when the app allows more', async () => {
+    await start(32, '  keepalive_timeout: 300ms\n');
+    expect(await get()).toBe('ok');
+    expect(await get()).toBe('ok');
+    expect(connections).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(await get()).toBe('ok');
+    expect(connections).toBe(2);
   });
 });

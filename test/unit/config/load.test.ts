@@ -64,6 +64,8 @@ describe('parseConfig', () => {
         ],
         balance: { method: 'round_robin' },
         keepalive: 32,
+        keepaliveTimeoutMs: 1_500,
+        keepaliveRequests: 1000,
       },
       proxy: {
         nextUpstream: new Set(['error', 'timeout']),
@@ -73,6 +75,7 @@ describe('parseConfig', () => {
         sendTimeoutMs: 60_000,
         readTimeoutMs: 60_000,
         clientMaxBodySizeBytes: 1_048_576,
+        bufferSizeBytes: 8192,
         setHeader: [{ name: 'x-real-ip', template: [{ variable: 'remote_addr' }] }],
       },
       log: { level: 'info', access: { kind: 'stdout' } },
@@ -86,6 +89,8 @@ describe('parseConfig', () => {
       servers: [{ ...SERVER, address: { kind: 'unix', path: '/tmp/app.sock' } }],
       balance: { method: 'round_robin' },
       keepalive: 32,
+      keepaliveTimeoutMs: 1_500,
+      keepaliveRequests: 1000,
     });
     expect(config.proxy).toEqual(parseConfig(FULL_EXAMPLE.replace(/  set_header:.*\n.*\n/, ''), 'x').proxy);
     expect(config.proxy.setHeader).toEqual([]);
