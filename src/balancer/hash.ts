@@ -2,6 +2,7 @@ import type { HeaderTemplate } from '../config/types.js';
 import type { Peer } from '../upstream/peer.js';
 import { pickSmoothWeighted } from './round-robin.js';
 import type { BalanceContext, Balancer } from './types.js';
+import { peerAtWeight } from './weights.js';
 
 /**
  * Both hash methods give up after 20 unusable picks and fall back to round robin
@@ -30,19 +31,12 @@ export function makeHash(key: HeaderTemplate): Balancer {
   return (candidates, eligible, context) => {
     const bytes = keyBytes(key, context);
     if (bytes.length === 0) return pickSmoothWeighted(candidates, eligible);
-    const totalWeight = candidates.reduce((sum, peer) => sum + peer.config.weight, 0);
     let sum = 0;
     for (let rehash = 0; rehash <= MAX_HASH_TRIES; rehash++) {
       const crc = rehash === 0 ? crc32(bytes) : crc32(bytes, crc32(Buffer.from(String(rehash), 'latin1')));
       // hp->hash is a uint32_t.
       sum = (sum + ((crc >>> 16) & 0x7fff)) >>> 0;
-      let weight = sum % totalWeight;
-      let index = 0;
-      while (weight >= candidates[index]!.config.weight) {
-        weight -= candidates[index]!.config.weight;
-        index++;
-      }
-      const peer = candidates[index]!;
+      const peer = peerAtWeight(candidates, sum);
       if (eligible(peer)) return peer;
     }
     return pickSmoothWeighted(candidates, eligible);

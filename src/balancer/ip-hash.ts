@@ -1,6 +1,7 @@
 import { isIPv4 } from 'node:net';
 import type { Balancer } from './types.js';
 import { pickSmoothWeighted } from './round-robin.js';
+import { peerAtWeight, totalWeight } from './weights.js';
 
 /** nginx falls back to round robin once `++tries > 20`: after 21 unusable picks. */
 const MAX_HASH_PICKS = 21;
@@ -12,18 +13,11 @@ const MAX_HASH_PICKS = 21;
  */
 export const ipHash: Balancer = (candidates, eligible, context) => {
   const key = hashKey(context.clientAddress);
-  const totalWeight = candidates.reduce((sum, peer) => sum + peer.config.weight, 0);
-  if (totalWeight === 0) return undefined;
+  if (totalWeight(candidates) === 0) return undefined;
   let hash = 89;
   for (let pick = 0; pick < MAX_HASH_PICKS; pick++) {
     for (const byte of key) hash = (hash * 113 + byte) % 6271;
-    let weight = hash % totalWeight;
-    let index = 0;
-    while (weight >= candidates[index]!.config.weight) {
-      weight -= candidates[index]!.config.weight;
-      index++;
-    }
-    const peer = candidates[index]!;
+    const peer = peerAtWeight(candidates, hash);
     if (eligible(peer)) return peer;
   }
   return pickSmoothWeighted(candidates, eligible);

@@ -1,6 +1,7 @@
 import type { Peer } from '../upstream/peer.js';
 import { pickSmoothWeighted } from './round-robin.js';
 import type { Balancer } from './types.js';
+import { peerAtWeight, totalWeight } from './weights.js';
 
 /** ngx_http_upstream_get_random2_peer: after 20 unusable draws, round robin (`++rp->tries > 20`). */
 const MAX_RANDOM_TRIES = 20;
@@ -38,10 +39,11 @@ export function makeRandom(random: () => number = Math.random): Balancer {
  */
 export function makeRandomTwo(random: () => number = Math.random): Balancer {
   return (candidates, eligible) => {
-    const totalWeight = candidates.reduce((sum, peer) => sum + peer.config.weight, 0);
+    const total = totalWeight(candidates);
     let first: Peer | undefined;
     for (let tries = 0; tries <= MAX_RANDOM_TRIES; tries++) {
-      const peer = peek(candidates, Math.floor(random() * totalWeight));
+      // ngx_http_upstream_peek_random_peer: a weighted draw over every server.
+      const peer = peerAtWeight(candidates, Math.floor(random() * total));
       if (peer === first || !eligible(peer)) continue;
       if (first === undefined) {
         first = peer;
@@ -52,15 +54,4 @@ export function makeRandomTwo(random: () => number = Math.random): Balancer {
     }
     return pickSmoothWeighted(candidates, eligible);
   };
-}
-
-/** The server whose weight range holds `point` (0 <= point < total weight), as ngx_http_upstream_peek_random_peer finds it. */
-function peek(candidates: readonly Peer[], point: number): Peer {
-  let rest = point;
-  let index = 0;
-  while (rest >= candidates[index]!.config.weight) {
-    rest -= candidates[index]!.config.weight;
-    index++;
-  }
-  return candidates[index]!;
 }
