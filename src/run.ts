@@ -10,6 +10,9 @@ import { createHttpServer } from './server/http-server.js';
 import { listen } from './server/listen.js';
 import { UpstreamGroup } from './upstream/group.js';
 
+/** How often a stopping proxy closes the client connections that have gone idle. */
+const IDLE_SWEEP_MS = 50;
+
 export interface ProxyLogs {
   readonly errorLog: Logger;
   readonly accessLog: Logger | undefined;
@@ -48,27 +51,21 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
   let closing = false;
   const close = async (): Promise<void> => {
     closing = true;
-    await Promise.all(
-      servers.map(
-        (server) =>
-          new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeIdleConnections();
-          }),
-      ),
-    );
+    // While stopping, a connection is closed as soon as its response is done, as nginx's
+    // graceful stop does, instead of lingering until the keep-alive timeout: responses now
+    // say Connection: close, and those already under way are swept once they go idle.
+    const sweep = setInterval(() => {
+      for (const server of servers) server.closeIdleConnections();
+    }, IDLE_SWEEP_MS);
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    clearInterval(sweep);
     await pools.close();
   };
 
   try {
     for (const address of config.listen) {
       const server = createHttpServer((req, res, expectsContinue) => {
-        // While stopping, a connection is closed once its response is done, as nginx's
-        // graceful stop does, instead of lingering until the keep-alive timeout.
         if (closing) res.shouldKeepAlive = false;
-        res.once('finish', () => {
-          if (closing) setImmediate(() => server.closeIdleConnections());
-        });
         new Exchange(forward, req, res).start(expectsContinue);
       });
       await listen(server, address);
