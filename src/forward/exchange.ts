@@ -3,7 +3,7 @@ import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, ST
 import type { HeaderTemplate, ProxySettings } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import { type AccessEntry, formatSeconds, seconds } from '../observe/access-log.js';
-import type { Balancer } from '../balancer/index.js';
+import type { BalanceContext, Balancer } from '../balancer/index.js';
 import { ProxyError } from '../errors.js';
 import type { RequestPeers, UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
@@ -67,6 +67,12 @@ export class Exchange implements AttemptListener {
   #bytesSent = 0;
   #status = 0;
   #done = false;
+  #awaitingDrain = false;
+
+  /** The balancer, with what it may need to know of this request (ip_hash, hash KEY). */
+  readonly #balanceContext: BalanceContext;
+  readonly #pick = (candidates: readonly Peer[], eligible: (peer: Peer) => boolean): Peer | undefined =>
+    this.#ctx.balancer(candidates, eligible, this.#balanceContext);
 
   constructor(ctx: ForwardContext, req: IncomingMessage, res: ServerResponse) {
     this.#ctx = ctx;
@@ -76,6 +82,10 @@ export class Exchange implements AttemptListener {
     this.#requestId =
       typeof clientId === 'string' && CLIENT_REQUEST_ID.test(clientId) ? clientId : randomBytes(16).toString('hex');
     this.#vars = { req, requestId: this.#requestId, proxyHost: ctx.group.name };
+    this.#balanceContext = {
+      clientAddress: remoteAddr(req),
+      variable: (name) => variableValue(name, this.#vars),
+    };
     this.#peers = ctx.group.newRequest();
     const { nextUpstreamTries } = ctx.proxy;
     // nginx peer.tries: every usable server once; a single server is never retried.
@@ -117,12 +127,7 @@ export class Exchange implements AttemptListener {
   // --- the retry loop ---------------------------------------------------------------
 
   #next(): void {
-    const { balancer } = this.#ctx;
-    const context = {
-      clientAddress: remoteAddr(this.#req),
-      variable: (name: string) => variableValue(name, this.#vars),
-    };
-    const peer = this.#ctx.group.select(this.#peers, (candidates, eligible) => balancer(candidates, eligible, context));
+    const peer = this.#ctx.group.select(this.#peers, this.#pick);
     if (peer === undefined) {
       this.#logError('error', 'no live upstreams while connecting to upstream', this.#ctx.group.name);
       this.#tried.push({ addr: this.#ctx.group.name, status: '502', time: '0.000' });
@@ -182,24 +187,27 @@ export class Exchange implements AttemptListener {
 
   onAttemptData(attempt: Attempt, chunk: Buffer): void {
     this.#bytesSent += chunk.length;
-    if (!this.#res.write(chunk)) {
-      // The client reads slower than the upstream sends: stop reading the upstream.
+    if (!this.#res.write(chunk) && !this.#awaitingDrain) {
+      // The client reads slower than the upstream sends: stop reading the upstream. undici
+      // may still hand over what it had parsed, so wait for one 'drain' only.
+      this.#awaitingDrain = true;
       attempt.pause();
-      this.#res.once('drain', () => attempt.resume());
+      this.#res.once('drain', () => {
+        this.#awaitingDrain = false;
+        attempt.resume();
+      });
     }
   }
 
   onAttemptEnd(attempt: Attempt, trailers: IncomingHttpHeaders): void {
     this.#record(attempt, String(attempt.status));
     this.#ctx.group.recordSuccess(attempt.peer);
-    this.#body?.release();
     if (Object.keys(trailers).length > 0) this.#res.addTrailers(trailers as Record<string, string>);
     this.#res.end();
     this.#finish();
   }
 
   onAttemptError(attempt: Attempt, error: Error): void {
-    this.#body?.release();
     const failure = classifyUpstreamError(error, attempt.phase, attempt.peer.name);
     this.#logUpstreamFailure(attempt.peer, failure, PHASE_ACTION[attempt.phase]);
     this.#record(attempt, this.#res.headersSent ? String(attempt.status) : String(statusForCause(failure.kind)));
