@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import type { AccessLogTarget, Balance, LogLevel, NextUpstreamToken } from './types.js';
 
 /**
@@ -55,6 +56,20 @@ export const DEFAULTS = deepFreeze({
     clientMaxBodySizeBytes: 1024 * 1024,
     /** `proxy_buffer_size`: one memory page, 4k or 8k; 8k on x86-64 Linux. */
     bufferSizeBytes: 8 * 1024,
+    /** `client_body_timeout 60s`. */
+    clientBodyTimeoutMs: 60_000,
+    /** `proxy_request_buffering on`. */
+    requestBuffering: true,
+    /** `client_body_buffer_size`: two memory pages, 16k on x86-64. */
+    clientBodyBufferSizeBytes: 16 * 1024,
+    /** `proxy_buffering on`. */
+    buffering: true,
+    /** `proxy_buffers 8 8k`: 64k in all. */
+    buffersBytes: 64 * 1024,
+    /** `proxy_max_temp_file_size 1024m`. */
+    maxTempFileSizeBytes: 1024 * 1024 * 1024,
+    /** `client_body_temp_path`/`proxy_temp_path`: nginx uses its prefix; sockproxy the OS temp dir ($TMPDIR). */
+    tempPath: tmpdir(),
     /** `proxy_set_header`: none beyond nginx's built-in Host and Connection handling. */
     setHeader: [] as const,
   },

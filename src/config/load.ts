@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
 import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { DEFAULTS, deepFreeze } from './defaults.js';
 import { ConfigError } from './errors.js';
@@ -74,6 +75,13 @@ const PROXY_KEYS = [
   'client_max_body_size',
   'buffer_size',
   'set_header',
+  'client_body_timeout',
+  'request_buffering',
+  'client_body_buffer_size',
+  'buffering',
+  'buffers',
+  'max_temp_file_size',
+  'temp_path',
 ];
 const LOG_KEYS = ['level', 'access'];
 
@@ -251,17 +259,44 @@ function readProxy(reader: Reader, field: Field | undefined): ProxySettings {
       (f) => reader.parsed(f, 'a size like 1m, 512k or 4g (0 = unlimited)', (text) => valueOf(parseSize(text))),
       proxy.clientMaxBodySizeBytes,
     ),
-    bufferSizeBytes: get(
-      'buffer_size',
-      (f) =>
-        reader.parsed(f, 'a size like 8k or 16k (more than 0)', (text) => {
-          const size = valueOf(parseSize(text));
-          return size === undefined || size < 1 ? undefined : size;
-        }),
-      proxy.bufferSizeBytes,
-    ),
+    bufferSizeBytes: get('buffer_size', (f) => readPositiveSize(reader, f), proxy.bufferSizeBytes),
     setHeader: get('set_header', (f) => readSetHeader(reader, f), proxy.setHeader),
+    clientBodyTimeoutMs: get('client_body_timeout', (f) => reader.duration(f, 1), proxy.clientBodyTimeoutMs),
+    requestBuffering: get('request_buffering', (f) => reader.flag(f), proxy.requestBuffering),
+    clientBodyBufferSizeBytes: get('client_body_buffer_size', (f) => readPositiveSize(reader, f), proxy.clientBodyBufferSizeBytes),
+    buffering: get('buffering', (f) => reader.flag(f), proxy.buffering),
+    buffersBytes: get('buffers', (f) => readBuffers(reader, f), proxy.buffersBytes),
+    maxTempFileSizeBytes: get(
+      'max_temp_file_size',
+      (f) => reader.parsed(f, 'a size like 1024m or 1g (0 = no temp file)', (text) => valueOf(parseSize(text))),
+      proxy.maxTempFileSizeBytes,
+    ),
+    tempPath: get('temp_path', (f) => readAbsolutePath(reader, f), proxy.tempPath),
   };
+}
+
+function readPositiveSize(reader: Reader, field: Field): number {
+  return reader.parsed(field, 'a size like 8k or 16k (more than 0)', (text) => {
+    const size = valueOf(parseSize(text));
+    return size === undefined || size < 1 ? undefined : size;
+  });
+}
+
+/** proxy_buffers: nginx's `NUMBER SIZE` ("8 8k"), or the total as one size ("64k"). */
+function readBuffers(reader: Reader, field: Field): number {
+  return reader.parsed(field, 'a size like 64k, or nginx\'s "8 8k"', (text) => {
+    const parts = text.trim().split(/\s+/);
+    const sizes = parts.map((part) => valueOf(parseSize(part)));
+    if (sizes.some((size) => size === undefined || size < 1) || sizes.length > 2) return undefined;
+    return sizes.reduce((product, size) => product! * size!, 1);
+  });
+}
+
+/** A directory for temp files; relative paths would depend on where the proxy was started. */
+function readAbsolutePath(reader: Reader, field: Field): string {
+  const text = reader.text(field, 'an absolute directory path');
+  if (isAbsolute(text)) return text;
+  return reader.fail(field, `${field.path} must be an absolute directory path, got ${JSON.stringify(text)}`);
 }
 
 /** ngx_conf_set_bitmask_slot with ngx_http_proxy_next_upstream_masks, then the merge rule "off wins". */
@@ -412,6 +447,14 @@ class Reader {
       const ms = valueOf(parseDurationMs(text));
       return ms === undefined || ms < minimum || ms > MAX_TIMER_MS ? undefined : ms;
     });
+  }
+
+  /** An nginx flag (ngx_conf_set_flag_slot): on or off; YAML's true and false too. */
+  flag(field: Field): boolean {
+    const { node } = field;
+    if (isScalar(node) && typeof node.value === 'boolean') return node.value;
+    if (isScalar(node) && (node.value === 'on' || node.value === 'off')) return node.value === 'on';
+    return this.fail(field, `${field.path} must be on or off, got ${describe(node)}`);
   }
 
   boolean(field: Field): boolean {

@@ -110,6 +110,20 @@ export interface ProxySettings {
   readonly clientMaxBodySizeBytes: number;
   /** proxy_buffer_size in bytes: the largest upstream response header block; default 8k. */
   readonly bufferSizeBytes: number;
+  /** client_body_timeout in ms, between two successive reads of the request body; default 60 000 (then 408). */
+  readonly clientBodyTimeoutMs: number;
+  /** proxy_request_buffering: read the whole request body before contacting an upstream; default on. */
+  readonly requestBuffering: boolean;
+  /** client_body_buffer_size in bytes: a buffered request body larger than this goes to a temp file; default 16k. */
+  readonly clientBodyBufferSizeBytes: number;
+  /** proxy_buffering: read the response as fast as the upstream sends it, holding what the client has not taken; default on. */
+  readonly buffering: boolean;
+  /** proxy_buffers, in total bytes: the response held in memory before the temp file; default 64k. */
+  readonly buffersBytes: number;
+  /** proxy_max_temp_file_size in bytes: the response held on disk at most; 0 = none; default 1024m. */
+  readonly maxTempFileSizeBytes: number;
+  /** client_body_temp_path and proxy_temp_path: where the temp files go; default the OS temp directory. */
+  readonly tempPath: string;
   /** proxy_set_header rules, applied after the defaults, in file order. */
   readonly setHeader: readonly HeaderRule[];
 }

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Peer } from '../upstream/peer.js';
 import type { Phase } from './classify.js';
@@ -16,7 +16,8 @@ export interface AttemptRequest {
   readonly method: string;
   readonly path: string;
   readonly headers: string[];
-  readonly body: Readable | null;
+  /** A Buffer goes out with the headers; a stream as the upstream takes it. */
+  readonly body: Readable | Buffer | null;
   /** Close the connection after this response (nginx's keepalive cap was reached). */
   readonly closeConnection: boolean;
 }
@@ -35,7 +36,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
   status: number | undefined;
 
   readonly #listener: AttemptListener;
-  readonly #hasBody: boolean;
+  /** Whether the body is written after the headers, as the upstream takes it (nginx's "sending request" phase). */
+  readonly #streamsBody: boolean;
   #controller: Dispatcher.DispatchController | undefined;
   #abandonReason: Error | undefined;
   #settled = false;
@@ -43,11 +45,14 @@ export class Attempt implements Dispatcher.DispatchHandler {
   constructor(peer: Peer, request: AttemptRequest, dispatcher: Dispatcher, listener: AttemptListener) {
     this.peer = peer;
     this.#listener = listener;
-    this.#hasBody = request.body !== null;
+    const { body } = request;
+    this.#streamsBody = body instanceof Readable;
     peer.active++;
-    request.body?.once('end', () => {
-      if (this.phase === 'sending') this.phase = 'reading_header';
-    });
+    if (body instanceof Readable) {
+      body.once('end', () => {
+        if (this.phase === 'sending') this.phase = 'reading_header';
+      });
+    }
     dispatcher.dispatch(
       {
         origin: undefined,
@@ -70,6 +75,11 @@ export class Attempt implements Dispatcher.DispatchHandler {
     return this.#abandonReason !== undefined;
   }
 
+  /** Whether the attempt is over: the response was read in full, or it failed or was abandoned. */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
   /** Ends the attempt from our side (client gone, retrying elsewhere, body too large). */
   abandon(reason: Error): void {
     if (this.#abandonReason !== undefined) return;
@@ -79,12 +89,13 @@ export class Attempt implements Dispatcher.DispatchHandler {
     if (this.#controller === undefined) this.#settle();
   }
 
+  /** Stops reading the upstream. After the attempt settled its connection may serve another request: no-op. */
   pause(): void {
-    this.#controller?.pause();
+    if (!this.#settled) this.#controller?.pause();
   }
 
   resume(): void {
-    this.#controller?.resume();
+    if (!this.#settled) this.#controller?.resume();
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -93,7 +104,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
       controller.abort(this.#abandonReason);
       return;
     }
-    this.phase = this.#hasBody ? 'sending' : 'reading_header';
+    this.phase = this.#streamsBody ? 'sending' : 'reading_header';
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {

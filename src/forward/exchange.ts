@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import { Readable } from 'node:stream';
 import type { HeaderTemplate, ProxySettings } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import { type AccessEntry, formatSeconds, seconds } from '../observe/access-log.js';
 import type { BalanceContext, Balancer } from '../balancer/index.js';
 import { ProxyError } from '../errors.js';
+import { describeErrno } from '../server/errno.js';
 import type { RequestPeers, UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
 import { Attempt, type AttemptListener } from './attempt.js';
@@ -18,7 +20,11 @@ import {
   statusForCause,
 } from './next-upstream.js';
 import type { PoolRegistry } from './pools.js';
-import { type BodyEvent, RequestBody } from './request-body.js';
+import type { Dispatcher } from 'undici';
+import { readBufferedBody } from './buffered-body.js';
+import { discardRestOfBody, StreamedBody, type TooLarge, type UpstreamBody, watchSendTimeout } from './request-body.js';
+import { ResponseBuffer } from './response-buffer.js';
+import { lostKeepaliveRace } from './stale-connection.js';
 import { remoteAddr, type VariableContext, variableValue } from './variables.js';
 
 /** Everything the per-request loop needs, built once per configuration. */
@@ -40,6 +46,7 @@ const CLIENT_REQUEST_ID = /^[\w.:@+=/-]{1,128}$/;
 
 /** What the client is told, without naming internal addresses (those go to the error log). */
 const ERROR_TEXT: Readonly<Record<number, string>> = {
+  408: 'Request Timeout: the request body did not arrive within client_body_timeout',
   413: 'Request Entity Too Large: the request body is larger than client_max_body_size',
   502: 'Bad Gateway: the upstream server could not be reached or sent no valid response',
   504: 'Gateway Timeout: the upstream server did not answer in time',
@@ -59,7 +66,10 @@ export class Exchange implements AttemptListener {
   readonly #requestId: string;
   readonly #vars: VariableContext;
   readonly #peers: RequestPeers;
-  readonly #body: RequestBody | undefined;
+  /** The request body for the attempts; set once read in full when request_buffering is on. */
+  #body: UpstreamBody | undefined;
+  /** proxy_buffering for this response, once its headers are in. */
+  #responseBuffer: ResponseBuffer | undefined;
   #triesLeft: number;
   #attempt: Attempt | undefined;
   /** One entry per attempt, for $upstream_addr, $upstream_status, $upstream_response_time. */
@@ -94,13 +104,9 @@ export class Exchange implements AttemptListener {
       : nextUpstreamTries === 0
         ? ctx.group.maxTries
         : Math.min(nextUpstreamTries, ctx.group.maxTries);
-    this.#body = hasBody(req)
-      ? new RequestBody(
-          req,
-          { maxBytes: ctx.proxy.clientMaxBodySizeBytes, sendTimeoutMs: ctx.proxy.sendTimeoutMs },
-          this.#onBodyEvent,
-        )
-      : undefined;
+    if (hasBody(req) && !ctx.proxy.requestBuffering) {
+      this.#body = new StreamedBody(req, ctx.proxy.clientMaxBodySizeBytes, this.#onBodyTooLarge);
+    }
     res.on('close', this.#onClientClose);
   }
 
@@ -121,7 +127,46 @@ export class Exchange implements AttemptListener {
       return;
     }
     if (expectsContinue) this.#res.writeContinue();
-    this.#next();
+    if (hasBody(this.#req) && this.#ctx.proxy.requestBuffering) void this.#readBody();
+    else this.#next();
+  }
+
+  /** proxy_request_buffering on: the whole body first, then the first server is chosen. */
+  async #readBody(): Promise<void> {
+    const { proxy } = this.#ctx;
+    const result = await readBufferedBody(this.#req, {
+      maxBytes: proxy.clientMaxBodySizeBytes,
+      memoryBytes: proxy.clientBodyBufferSizeBytes,
+      timeoutMs: proxy.clientBodyTimeoutMs,
+      tempPath: proxy.tempPath,
+    });
+    if (this.#done) {
+      if (result.kind === 'complete') result.body.dispose();
+      return;
+    }
+    switch (result.kind) {
+      case 'complete':
+        this.#body = result.body;
+        if (result.body.tempFilePath !== undefined) {
+          this.#logError('warn', `a client request body is buffered to a temporary file ${result.body.tempFilePath}`);
+        }
+        this.#next();
+        return;
+      case 'too_large':
+        this.#onBodyTooLarge(result);
+        return;
+      case 'timeout':
+        this.#logError('info', 'client timed out (110: Connection timed out) while reading client request body');
+        this.#respondError(408);
+        return;
+      case 'temp_file_failed':
+        this.#logTempFileFailure(result.error, 'reading client request body');
+        this.#respondError(500);
+        return;
+      case 'client_closed':
+        // The response's 'close' follows: logged as 499 by #onClientClose.
+        return;
+    }
   }
 
   // --- the retry loop ---------------------------------------------------------------
@@ -135,18 +180,29 @@ export class Exchange implements AttemptListener {
       return;
     }
     this.#triesLeft--;
-    this.#attempt = new Attempt(
+    this.#startAttempt(peer, this.#ctx.pools.poolFor(peer));
+  }
+
+  #startAttempt(peer: Peer, dispatcher: Dispatcher): void {
+    const body = this.#body?.open() ?? null;
+    const attempt = new Attempt(
       peer,
       {
         method: this.#req.method ?? 'GET',
         path: this.#req.url ?? '/',
-        headers: upstreamRequestHeaders(this.#req, this.#ctx.requestRules, this.#vars),
-        body: this.#body?.open() ?? null,
+        headers: upstreamRequestHeaders(this.#req, this.#ctx.requestRules, this.#vars, this.#body?.length),
+        body,
         closeConnection: this.#ctx.pools.shouldCloseAfter(peer),
       },
-      this.#ctx.pools.poolFor(peer),
+      dispatcher,
       this,
     );
+    this.#attempt = attempt;
+    if (body instanceof Readable) {
+      watchSendTimeout(body, this.#ctx.proxy.sendTimeoutMs, () => {
+        if (!attempt.settled) this.#failAttempt(attempt, new ProxyError('SOCKPROXY_SEND_TIMEOUT'));
+      });
+    }
   }
 
   /** Whether a failed attempt moves on to the next server (nginx ngx_http_upstream_next). */
@@ -175,6 +231,7 @@ export class Exchange implements AttemptListener {
       this.#next();
       return;
     }
+    const buffered = buffersResponse(this.#ctx.proxy.buffering, headers);
     try {
       this.#res.writeHead(status, clientResponseHeaders(headers, this.#requestId));
     } catch {
@@ -183,10 +240,34 @@ export class Exchange implements AttemptListener {
       return;
     }
     this.#status = status;
+    if (buffered) this.#responseBuffer = this.#bufferResponse(attempt);
+  }
+
+  #bufferResponse(attempt: Attempt): ResponseBuffer {
+    const { proxy } = this.#ctx;
+    const limits = { memoryBytes: proxy.buffersBytes, fileBytes: proxy.maxTempFileSizeBytes, tempPath: proxy.tempPath };
+    return new ResponseBuffer(this.#res, limits, {
+      pauseUpstream: () => attempt.pause(),
+      resumeUpstream: () => attempt.resume(),
+      spilled: (path) =>
+        this.#logError('warn', `an upstream response is buffered to a temporary file ${path} while reading upstream`, attempt.peer.name),
+      delivered: () => this.#finish(),
+      tempFileFailed: (error) => {
+        this.#logTempFileFailure(error, 'reading upstream', attempt.peer.name);
+        // The response has started: all that can be done is to make the truncation visible.
+        if (!attempt.settled) attempt.abandon(new ProxyError('SOCKPROXY_TEMP_FILE_FAILED'));
+        this.#res.destroy();
+        this.#finish();
+      },
+    });
   }
 
   onAttemptData(attempt: Attempt, chunk: Buffer): void {
     this.#bytesSent += chunk.length;
+    if (this.#responseBuffer !== undefined) {
+      this.#responseBuffer.write(chunk);
+      return;
+    }
     if (!this.#res.write(chunk) && !this.#awaitingDrain) {
       // The client reads slower than the upstream sends: stop reading the upstream. undici
       // may still hand over what it had parsed, so wait for one 'drain' only.
@@ -202,6 +283,11 @@ export class Exchange implements AttemptListener {
   onAttemptEnd(attempt: Attempt, trailers: IncomingHttpHeaders): void {
     this.#record(attempt, String(attempt.status));
     this.#ctx.group.recordSuccess(attempt.peer);
+    if (this.#responseBuffer !== undefined) {
+      // The upstream is done and its connection free; the client gets the rest from the buffer.
+      this.#responseBuffer.end(trailers);
+      return;
+    }
     if (Object.keys(trailers).length > 0) this.#res.addTrailers(trailers as Record<string, string>);
     this.#res.end();
     this.#finish();
@@ -209,6 +295,17 @@ export class Exchange implements AttemptListener {
 
   onAttemptError(attempt: Attempt, error: Error): void {
     const failure = classifyUpstreamError(error, attempt.phase, attempt.peer.name);
+    if (!this.#res.headersSent && lostKeepaliveRace(error, this.#req.method ?? 'GET') && (this.#body?.replayable ?? true)) {
+      // Not the server's failure and not a try: the request goes again, on a new connection.
+      this.#logError(
+        'info',
+        `upstream closed a reused keepalive connection (${failure.message}) while ${PHASE_ACTION[attempt.phase]}, retrying on a new connection`,
+        attempt.peer.name,
+      );
+      this.#record(attempt, '-');
+      this.#startAttempt(attempt.peer, this.#ctx.pools.freshConnection(attempt.peer));
+      return;
+    }
     this.#logUpstreamFailure(attempt.peer, failure, PHASE_ACTION[attempt.phase]);
     this.#record(attempt, this.#res.headersSent ? String(attempt.status) : String(statusForCause(failure.kind)));
 
@@ -236,13 +333,9 @@ export class Exchange implements AttemptListener {
 
   // --- client side --------------------------------------------------------------------
 
-  readonly #onBodyEvent = (event: BodyEvent): void => {
+  /** A body without Content-Length grew past client_max_body_size while it was read. */
+  readonly #onBodyTooLarge = (event: TooLarge): void => {
     if (this.#done) return;
-    if (event.kind === 'send_timeout') {
-      if (this.#attempt !== undefined) this.#failAttempt(this.#attempt, new ProxyError('SOCKPROXY_SEND_TIMEOUT'));
-      return;
-    }
-    // A body without Content-Length grew past client_max_body_size while it streamed.
     this.#logError('error', `client intended to send too large chunked body: ${event.bytes} bytes`);
     this.#attempt?.abandon(new ProxyError('SOCKPROXY_BODY_TOO_LARGE'));
     if (this.#attempt !== undefined) this.#record(this.#attempt, '-');
@@ -259,7 +352,7 @@ export class Exchange implements AttemptListener {
     // The client went away first: abort the upstream request; not the server's fault,
     // so nothing is counted against it (nginx logs 499).
     const attempt = this.#attempt;
-    if (attempt !== undefined && !attempt.abandoned) {
+    if (attempt !== undefined && !attempt.abandoned && !attempt.settled) {
       attempt.abandon(new ProxyError('SOCKPROXY_CLIENT_CLOSED'));
       this.#record(attempt, '-');
       this.#logError(
@@ -289,14 +382,12 @@ export class Exchange implements AttemptListener {
 
   /**
    * nginx's lingering close, for an answer given before the client finished its body (a
-   * 413, an early answer from the app, an error): once the answer is out, end our side of
-   * the connection, and read and drop what the client still sends until it is done. Simply
-   * closing with its data unread makes the kernel reset the connection, and the client
-   * may then never read the answer.
+   * 413, a 408, an early answer from the app, an error): once the answer is out, end our
+   * side of the connection, and read and drop what the client still sends.
    */
-  #closeLingering(body: RequestBody): void {
+  #closeLingering(): void {
     const socket = this.#req.socket;
-    body.discard();
+    discardRestOfBody(this.#req);
     if (this.#res.writableFinished) socket.end();
     else this.#res.once('finish', () => socket.end());
   }
@@ -308,8 +399,9 @@ export class Exchange implements AttemptListener {
   #finish(): void {
     if (this.#done) return;
     this.#done = true;
-    if (this.#body?.complete === false) this.#closeLingering(this.#body);
-    else this.#body?.release();
+    this.#body?.dispose();
+    this.#responseBuffer?.dispose();
+    if (!this.#req.complete) this.#closeLingering();
     this.#res.off('close', this.#onClientClose);
     const log = this.#ctx.accessLog;
     if (log === undefined) return;
@@ -326,6 +418,12 @@ export class Exchange implements AttemptListener {
       request_id: this.#requestId,
     };
     log.info(entry);
+  }
+
+  /** nginx logs these at [crit]: the disk is full or the temp directory is not writable. */
+  #logTempFileFailure(error: NodeJS.ErrnoException, action: string, upstream?: string): void {
+    const call = error.path === undefined ? `${error.syscall ?? 'write'}() to a temporary file` : `${error.syscall ?? 'open'}() "${error.path}"`;
+    this.#logError('error', `${call} failed (${describeErrno(error)}) while ${action}`, upstream, { nginx_level: 'crit' });
   }
 
   #logUpstreamFailure(peer: Peer, failure: UpstreamFailure, action: string): void {
@@ -345,6 +443,16 @@ export class Exchange implements AttemptListener {
     if (req.headers.host !== undefined) line += `, host: "${req.headers.host}"`;
     this.#ctx.errorLog[level]({ upstream_addr: upstream, request_id: this.#requestId, ...extra }, line);
   }
+}
+
+/**
+ * proxy_buffering, which the upstream may switch for one response with X-Accel-Buffering
+ * (yes/no); a stream of events (text/event-stream) is never held back.
+ */
+function buffersResponse(configured: boolean, headers: IncomingHttpHeaders): boolean {
+  const accel = String(headers['x-accel-buffering'] ?? '').toLowerCase();
+  const on = accel === 'yes' ? true : accel === 'no' ? false : configured;
+  return on && !String(headers['content-type'] ?? '').toLowerCase().startsWith('text/event-stream');
 }
 
 /**

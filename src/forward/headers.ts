@@ -45,15 +45,29 @@ export function compileRequestRules(setHeader: readonly HeaderRule[]): ReadonlyM
 }
 
 /**
+ * Response fields meant for the proxy alone (nginx's proxy_hide_header defaults): the
+ * upstream's instructions to nginx, never shown to the client.
+ */
+const PROXY_INSTRUCTIONS = [
+  'x-accel-buffering',
+  'x-accel-charset',
+  'x-accel-expires',
+  'x-accel-limit-rate',
+  'x-accel-redirect',
+];
+
+/**
  * The header list sent upstream, as undici's flat [name, value, …] form: the client's
  * end-to-end headers in their order and case, minus hop-by-hop ones and those a rule
  * sets, then each rule's value. A rule whose value renders empty sends nothing, as with
- * nginx's `proxy_set_header X ""`.
+ * nginx's `proxy_set_header X ""`. `contentLength` is a buffered body's length, which
+ * replaces the client's framing (nginx sends a chunked body on as Content-Length).
  */
 export function upstreamRequestHeaders(
   req: IncomingMessage,
   rules: ReadonlyMap<string, HeaderTemplate>,
   context: VariableContext,
+  contentLength: number | undefined,
 ): string[] {
   const listedInConnection = connectionTokens(req.headers.connection);
   const raw = req.rawHeaders;
@@ -62,8 +76,10 @@ export function upstreamRequestHeaders(
     const name = raw[i]!.toLowerCase();
     if (HOP_BY_HOP.has(name) || NOT_FORWARDED.has(name) || rules.has(name)) continue;
     if (listedInConnection !== undefined && listedInConnection.has(name)) continue;
+    if (contentLength !== undefined && name === 'content-length') continue;
     headers.push(raw[i]!, raw[i + 1]!);
   }
+  if (contentLength !== undefined) headers.push('content-length', String(contentLength));
   for (const [name, template] of rules) {
     const value = renderTemplate(template, context);
     if (value !== '') headers.push(name, value);
@@ -72,8 +88,9 @@ export function upstreamRequestHeaders(
 }
 
 /**
- * The upstream's response headers made fit for the client, in place: hop-by-hop fields
- * and those its Connection header lists removed, X-Request-Id added when the app set none.
+ * The upstream's response headers made fit for the client, in place: hop-by-hop fields,
+ * those its Connection header lists and X-Accel-* removed, X-Request-Id added when the
+ * app set none.
  */
 export function clientResponseHeaders(
   headers: Record<string, string | string[] | undefined>,
@@ -82,6 +99,7 @@ export function clientResponseHeaders(
   const connection = headers.connection;
   const listed = connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
   for (const name of HOP_BY_HOP) delete headers[name];
+  for (const name of PROXY_INSTRUCTIONS) delete headers[name];
   if (listed !== undefined) for (const name of listed) delete headers[name];
   if (headers['x-request-id'] === undefined) headers['x-request-id'] = requestId;
   return headers;

@@ -1,6 +1,8 @@
-import { Pool } from 'undici';
+import type { Socket } from 'node:net';
+import { buildConnector, Client, type Dispatcher, Pool } from 'undici';
 import type { ProxySettings, SocketAddress, UpstreamConfig } from '../config/types.js';
 import type { Peer } from '../upstream/peer.js';
+import { watchConnection } from './stale-connection.js';
 
 /**
  * undici subtracts this from a server's `Keep-Alive: timeout=N` hint. Its default (2 s)
@@ -40,21 +42,44 @@ export class PoolRegistry {
     return peer.active >= this.#upstream.keepalive;
   }
 
+  /**
+   * A one-request connection of its own, for a request that lost the keep-alive race on a
+   * reused one: the pool might hand it another idle connection the app is closing too.
+   */
+  freshConnection(peer: Peer): Dispatcher {
+    const client = new Client(this.#origin(peer.config.address), { ...this.#options(peer.config.address), pipelining: 0 });
+    // Closes once its one request is done.
+    void client.close();
+    return client;
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.#pools.values()].map((pool) => pool.close()));
     this.#pools.clear();
   }
 
   #create(address: SocketAddress): Pool {
-    const origin =
-      address.kind === 'unix'
-        ? 'http://localhost'
-        : `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+    return new Pool(this.#origin(address), this.#options(address));
+  }
+
+  #origin(address: SocketAddress): string {
+    return address.kind === 'unix'
+      ? 'http://localhost'
+      : `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+  }
+
+  #options(address: SocketAddress): Pool.Options {
     const { keepalive, keepaliveRequests } = this.#upstream;
-    return new Pool(origin, {
-      connect: {
-        timeout: this.#proxy.connectTimeoutMs,
-        ...(address.kind === 'unix' ? { socketPath: address.path } : {}),
+    const connector = buildConnector({
+      timeout: this.#proxy.connectTimeoutMs,
+      ...(address.kind === 'unix' ? { socketPath: address.path } : {}),
+    });
+    return {
+      connect: (options, callback) => {
+        connector(options, (...result) => {
+          if (result[0] === null) watchConnection(result[1] as Socket);
+          callback(...result);
+        });
       },
       // undici's pipelining 0 means "no keep-alive": nginx's `keepalive 0`, or one request per connection.
       pipelining: keepalive === 0 || keepaliveRequests === 1 ? 0 : 1,
@@ -70,6 +95,6 @@ export class PoolRegistry {
       // proxy_read_timeout: the time between two reads, before and after the headers.
       headersTimeout: this.#proxy.readTimeoutMs,
       bodyTimeout: this.#proxy.readTimeoutMs,
-    });
+    };
   }
 }

@@ -102,10 +102,34 @@ describe('a client that goes away', () => {
     expect(fx.proxy!.errors().some((l) => String(l.msg).includes('temporarily disabled'))).toBe(false);
   });
 
-  it('while uploading: the upstream request is aborted, 499, and the proxy keeps serving', async () => {
+  it('while uploading, request_buffering on: no upstream is contacted, 499, and the proxy keeps serving', async () => {
     const seen: Observed[] = [];
     const a = await upstream('a', seen);
     await fx.start([a.address]);
+
+    const client = await rawConnect(fx.proxy!.port);
+    client.socket.write('POST /upload HTTP/1.1\r\nHost: example.test\r\nContent-Length: 100000\r\n\r\n');
+    client.socket.write(Buffer.alloc(1000, 'x'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The body is read in full before a server is chosen: the app has not seen the request.
+    expect(seen).toEqual([]);
+    client.socket.destroy();
+
+    const access = await fx.proxy!.waitForLog((l) => l.request_uri === '/upload' && 'status' in l);
+    expect(access.status).toBe(499);
+    expect(access.upstream_addr).toBe('-');
+
+    const res = await request(`${fx.proxy!.url}/after`, { method: 'POST', body: 'still here' });
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe('ok a\n');
+    expect(seen.map((o) => [o.url, o.bodyBytes, o.bodyComplete])).toEqual([['/after', 10, true]]);
+    expect(fx.proxy!.child.exitCode).toBeNull();
+  });
+
+  it('while uploading, request_buffering off: the upstream request is aborted, 499, and the proxy keeps serving', async () => {
+    const seen: Observed[] = [];
+    const a = await upstream('a', seen);
+    await fx.start([a.address], 'proxy:\n  request_buffering: off\n');
 
     const client = await rawConnect(fx.proxy!.port);
     client.socket.write('POST /upload HTTP/1.1\r\nHost: example.test\r\nContent-Length: 100000\r\n\r\n');

@@ -77,9 +77,11 @@ const SLOW_RATE = 64 * MiB;
 const SLOW_TOTAL = 256 * MiB;
 
 /**
- * Bodies stream through the proxy in both directions with backpressure: a 1 GiB upload and
- * a 1 GiB download cost the proxy a bounded amount of memory, not the body (proxy process
- * RSS, sampled from /proc every 100 ms; see MAX_RSS_GROWTH). The upstream is the sample app (dist/app.js): /upload hashes what it
+ * Bodies go through the proxy in both directions at a bounded memory cost: a 1 GiB upload
+ * and a 1 GiB download cost the proxy a bounded amount of memory, not the body (proxy process
+ * RSS, sampled from /proc every 100 ms; see MAX_RSS_GROWTH). With the default buffering
+ * the part that does not fit in memory goes to a temp file; with buffering off, backpressure
+ * holds back the other side. The upstream is the sample app (dist/app.js): /upload hashes what it
  * receives, /bytes/N generates N bytes honouring backpressure. Since the proxy is the slowest
  * part at full speed, full-speed transfers alone would not show a proxy that ignores
  * backpressure; the slow-reader tests do: an upstream (or client) that reads 64 MiB/s while
@@ -91,7 +93,10 @@ describe('streaming 1 GiB bodies through the proxy', () => {
   const appAddress = `unix:${tmp.path('app.sock')}`;
   let app: AppProcess;
   let slowApp: TestUpstream;
+  /** Default settings: request and response buffering on (temp files past 16k and 64k). */
   let proxy: ProxyProcess;
+  /** request_buffering and buffering off, in front of the app and of the slow upstream. */
+  let streamingProxy: ProxyProcess;
   let slowProxy: ProxyProcess;
 
   beforeAll(async () => {
@@ -112,13 +117,16 @@ describe('streaming 1 GiB bodies through the proxy', () => {
         res.end(JSON.stringify({ bytes, sha256: hash.digest('hex') }));
       });
     });
-    const settings = `proxy:\n  client_max_body_size: 2g\nlog:\n  access: "off"\n`;
+    const settings = `proxy:\n  client_max_body_size: 2g\n  temp_path: ${tmp.dir}\nlog:\n  access: "off"\n`;
+    const streaming = `proxy:\n  client_max_body_size: 2g\n  request_buffering: off\n  buffering: off\nlog:\n  access: "off"\n`;
     proxy = await startProxyProcess(`upstream:\n  servers:\n    - ${appAddress}\n${settings}`, tmp.dir);
-    slowProxy = await startProxyProcess(`upstream:\n  servers:\n    - ${slowApp.address}\n${settings}`, tmp.dir);
+    streamingProxy = await startProxyProcess(`upstream:\n  servers:\n    - ${appAddress}\n${streaming}`, tmp.dir);
+    slowProxy = await startProxyProcess(`upstream:\n  servers:\n    - ${slowApp.address}\n${streaming}`, tmp.dir);
   });
 
   afterAll(async () => {
     await proxy?.stop();
+    await streamingProxy?.stop();
     await slowProxy?.stop();
     await app?.stop('SIGKILL');
     await slowApp?.close();
@@ -143,8 +151,9 @@ describe('streaming 1 GiB bodies through the proxy', () => {
   async function download(
     total: number,
     bytesPerSecond?: number,
+    through = proxy,
   ): Promise<{ status: number; length: string | undefined; bytes: number; sha256: string }> {
-    const res = await request(`${proxy.url}/bytes/${total}`);
+    const res = await request(`${through.url}/bytes/${total}`);
     const hash = createHash('sha256');
     const startedAt = performance.now();
     let bytes = 0;
@@ -201,7 +210,7 @@ describe('streaming 1 GiB bodies through the proxy', () => {
     expect(rss.samples).toBeGreaterThan(3);
     expect(rss.growth).toBeLessThan(MAX_RSS_GROWTH);
   });
-  it('uploads to a slow upstream: the client is held back, the proxy does not buffer', { timeout: 60_000 }, async () => {
+  it('request_buffering off, upload to a slow upstream: the client is held back, the proxy does not buffer', { timeout: 60_000 }, async () => {
     const warm = await upload(8 * MiB, slowProxy);
     expect(warm.result).toMatchObject({ bytes: 8 * MiB, sha256: warm.sent });
 
@@ -219,14 +228,14 @@ describe('streaming 1 GiB bodies through the proxy', () => {
     expect(rss.growth).toBeLessThan(MAX_RSS_GROWTH);
   });
 
-  it('downloads to a slow client: the upstream is held back, the proxy does not buffer', { timeout: 60_000 }, async () => {
-    const warm = await download(8 * MiB, SLOW_RATE);
+  it('buffering off, download to a slow client: the upstream is held back, the proxy does not buffer', { timeout: 60_000 }, async () => {
+    const warm = await download(8 * MiB, SLOW_RATE, streamingProxy);
     expect(warm).toMatchObject({ status: 200, bytes: 8 * MiB });
 
     const expected = patternSha256(SLOW_TOTAL);
-    const sampler = sampleRss(proxy.child.pid!);
+    const sampler = sampleRss(streamingProxy.child.pid!);
     const started = performance.now();
-    const got = await download(SLOW_TOTAL, SLOW_RATE);
+    const got = await download(SLOW_TOTAL, SLOW_RATE, streamingProxy);
     const seconds = (performance.now() - started) / 1000;
     const rss = sampler.stop();
     console.log(

@@ -77,6 +77,13 @@ describe('parseConfig', () => {
         clientMaxBodySizeBytes: 1_048_576,
         bufferSizeBytes: 8192,
         setHeader: [{ name: 'x-real-ip', template: [{ variable: 'remote_addr' }] }],
+        clientBodyTimeoutMs: 60_000,
+        requestBuffering: true,
+        clientBodyBufferSizeBytes: 16_384,
+        buffering: true,
+        buffersBytes: 65_536,
+        maxTempFileSizeBytes: 1_073_741_824,
+        tempPath: tmpdir(),
       },
       log: { level: 'info', access: { kind: 'stdout' } },
     } satisfies Config);
@@ -191,6 +198,32 @@ upstream:
       clientMaxBodySizeBytes: 4 * 1024 ** 3,
     });
     expect(parseConfig(`${MINIMAL}proxy:\n  client_max_body_size: 1024\n`, 'x').proxy.clientMaxBodySizeBytes).toBe(1024);
+  });
+
+  it('reads the buffering settings as nginx writes them', () => {
+    const config = parseConfig(
+      `${MINIMAL}proxy:
+  request_buffering: off
+  client_body_buffer_size: 128k
+  client_body_timeout: 10s
+  buffering: on
+  buffers: 8 16k
+  max_temp_file_size: 0
+  temp_path: /var/tmp/sockproxy
+`,
+      'x',
+    );
+    expect(config.proxy).toMatchObject({
+      requestBuffering: false,
+      clientBodyBufferSizeBytes: 128 * 1024,
+      clientBodyTimeoutMs: 10_000,
+      buffering: true,
+      buffersBytes: 128 * 1024,
+      maxTempFileSizeBytes: 0,
+      tempPath: '/var/tmp/sockproxy',
+    });
+    const yamlBooleans = parseConfig(`${MINIMAL}proxy:\n  buffering: false\n  buffers: 256k\n  request_buffering: true\n`, 'x');
+    expect(yamlBooleans.proxy).toMatchObject({ buffering: false, buffersBytes: 256 * 1024, requestBuffering: true });
   });
 
   it('keeps set_header in file order, names lower-cased, "" as removal', () => {
@@ -368,6 +401,10 @@ describe('parseConfig errors: file:line:col, nginx wording, offending value, YAM
     ['too long timeout', proxy('  connect_timeout: 30d\n'), 'bad.yaml:6:20: proxy.connect_timeout must be a duration like 60s, 1m30s or 500ms (more than 0, at most 24d20h), got "30d"'],
     ['fractional timeout', proxy('  next_upstream_timeout: 1.5\n'), 'bad.yaml:6:26: proxy.next_upstream_timeout must be a duration like 60s, 1m30s or 500ms (0 = unlimited, at most 24d20h), got "1.5"'],
     ['bad size', proxy('  client_max_body_size: 1.5m\n'), 'bad.yaml:6:25: proxy.client_max_body_size must be a size like 1m, 512k or 4g (0 = unlimited), got "1.5m"'],
+    ['flag not on/off', proxy('  buffering: maybe\n'), 'bad.yaml:6:14: proxy.buffering must be on or off, got "maybe"'],
+    ['bad buffers', proxy('  buffers: 8 x 8k\n'), 'bad.yaml:6:12: proxy.buffers must be a size like 64k, or nginx\'s "8 8k", got "8 x 8k"'],
+    ['zero buffer size', proxy('  client_body_buffer_size: 0\n'), 'bad.yaml:6:28: proxy.client_body_buffer_size must be a size like 8k or 16k (more than 0), got "0"'],
+    ['relative temp_path', proxy('  temp_path: tmp\n'), 'bad.yaml:6:14: proxy.temp_path must be an absolute directory path, got "tmp"'],
     ['bad tries', proxy('  next_upstream_tries: -1\n'), 'bad.yaml:6:24: proxy.next_upstream_tries must be a non-negative integer, got "-1"'],
     ['unknown variable', proxy('  set_header:\n    X-Foo: a $foo\n'), 'bad.yaml:7:12: unknown "foo" variable in proxy.set_header.X-Foo'],
     ['bad header name', proxy('  set_header:\n    "X Foo": a\n'), 'bad.yaml:7:5: invalid header name "X Foo" in proxy.set_header (RFC 9110 token characters only)'],

@@ -47,7 +47,7 @@ describe('upstreamRequestHeaders', () => {
       'Accept', 'text/html',
       'Cookie', 'a=1',
     ]);
-    const headers = asMap(upstreamRequestHeaders(req, compileRequestRules([]), context(req)));
+    const headers = asMap(upstreamRequestHeaders(req, compileRequestRules([]), context(req), undefined));
     for (const gone of ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'x-secret']) {
       expect(headers.has(gone), gone).toBe(false);
     }
@@ -61,7 +61,7 @@ describe('upstreamRequestHeaders', () => {
 
   it('appends the client address to X-Forwarded-For ($proxy_add_x_forwarded_for)', () => {
     const req = request(['Host', 'h', 'X-Forwarded-For', '1.1.1.1', 'X-Forwarded-For', '2.2.2.2']);
-    const headers = asMap(upstreamRequestHeaders(req, compileRequestRules([]), context(req)));
+    const headers = asMap(upstreamRequestHeaders(req, compileRequestRules([]), context(req), undefined));
     expect(headers.get('x-forwarded-for')).toEqual(['1.1.1.1, 2.2.2.2, 10.0.0.7']);
   });
 
@@ -73,7 +73,7 @@ describe('upstreamRequestHeaders', () => {
       { name: 'x-forwarded-host', template: [] },
       { name: 'x-info', template: ['h=', { variable: 'host' }, ' ua=', { variable: 'http_user_agent' }, ' uri=', { variable: 'request_uri' }] },
     ]);
-    const headers = asMap(upstreamRequestHeaders(req, rules, context(req)));
+    const headers = asMap(upstreamRequestHeaders(req, rules, context(req), undefined));
     expect(headers.get('host')).toEqual(['app_server']);
     expect(headers.get('x-real-ip')).toEqual(['10.0.0.7']);
     expect(headers.has('x-forwarded-host')).toBe(false);

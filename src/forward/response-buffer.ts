@@ -1,0 +1,188 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { TempFile } from './temp-file.js';
+
+export interface ResponseBufferLimits {
+  /** proxy_buffers: bytes held in memory. */
+  readonly memoryBytes: number;
+  /** proxy_max_temp_file_size: bytes held in the temp file; 0 = no temp file. */
+  readonly fileBytes: number;
+  readonly tempPath: string;
+}
+
+export interface ResponseBufferEvents {
+  /** Memory and temp file are full: stop reading the upstream until the client catches up. */
+  pauseUpstream(): void;
+  resumeUpstream(): void;
+  /** The response went to a temp file (nginx logs it as a warning). */
+  spilled(path: string): void;
+  /** The whole response was handed to the client and ended. */
+  delivered(): void;
+  tempFileFailed(error: NodeJS.ErrnoException): void;
+}
+
+/** The most read back from the temp file at a time. */
+const FILE_CHUNK_BYTES = 64 * 1024;
+/**
+ * Bytes on their way to the temp file at most: past this the upstream waits for the
+ * disk (nginx writes the file synchronously), so a disk slower than the upstream does
+ * not turn into memory.
+ */
+const WRITE_BACKLOG_BYTES = 1024 * 1024;
+
+/**
+ * proxy_buffering on: the upstream's response is read as fast as the upstream sends it,
+ * and what the client has not taken yet is held, in memory up to proxy_buffers and then
+ * in a temp file up to proxy_max_temp_file_size (ngx_event_pipe). The upstream is done,
+ * and its connection free, long before a slow client is. Chunks go to the client at once
+ * whenever it keeps up; nothing is held back to fill a buffer.
+ *
+ * Order: chunks in memory are always older than those in the file, so a chunk goes to
+ * memory only while the file holds nothing unread.
+ */
+export class ResponseBuffer {
+  readonly #res: ServerResponse;
+  readonly #limits: ResponseBufferLimits;
+  readonly #events: ResponseBufferEvents;
+  readonly #memory: Buffer[] = [];
+  #memoryBytes = 0;
+  #file: TempFile | undefined;
+  /** Temp-file writes, in order. */
+  #writes: Promise<void> = Promise.resolve();
+  /** File offsets: next byte to read back; bytes written; bytes written or in flight. */
+  #fileRead = 0;
+  #fileWritten = 0;
+  #fileQueued = 0;
+  #reading = false;
+  #upstreamPaused = false;
+  #ended = false;
+  #trailers: OutgoingHttpHeaders | undefined;
+  #disposed = false;
+
+  constructor(res: ServerResponse, limits: ResponseBufferLimits, events: ResponseBufferEvents) {
+    this.#res = res;
+    this.#limits = limits;
+    this.#events = events;
+    res.on('drain', this.#pump);
+  }
+
+  /** A chunk from the upstream. */
+  write(chunk: Buffer): void {
+    if (this.#disposed) return;
+    if (this.#empty && !this.#res.writableNeedDrain) {
+      this.#res.write(chunk);
+      return;
+    }
+    if (this.#fileQueued === this.#fileRead && (this.#limits.fileBytes === 0 || this.#memoryFree >= chunk.length)) {
+      this.#memory.push(chunk);
+      this.#memoryBytes += chunk.length;
+    } else {
+      this.#appendToFile(chunk);
+    }
+    if (!this.#upstreamPaused && this.#full) {
+      this.#upstreamPaused = true;
+      this.#events.pauseUpstream();
+    }
+  }
+
+  /** The upstream finished: end the client's response once everything held went out. */
+  end(trailers: OutgoingHttpHeaders): void {
+    this.#ended = true;
+    this.#trailers = trailers;
+    this.#pump();
+  }
+
+  /** The request is over, delivered or not: free the memory and the temp file. */
+  dispose(): void {
+    this.#disposed = true;
+    this.#res.off('drain', this.#pump);
+    this.#memory.length = 0;
+    this.#file?.close();
+  }
+
+  get #empty(): boolean {
+    return this.#memoryBytes === 0 && this.#fileQueued === this.#fileRead;
+  }
+
+  get #memoryFree(): number {
+    return this.#limits.memoryBytes - this.#memoryBytes;
+  }
+
+  get #fileFree(): number {
+    return this.#limits.fileBytes - (this.#fileQueued - this.#fileRead);
+  }
+
+  /** Without a temp file, memory is the limit; with one, the file is (memory fills first), and the disk's pace. */
+  get #full(): boolean {
+    if (this.#limits.fileBytes === 0) return this.#memoryFree <= 0;
+    return this.#fileFree <= 0 || this.#fileQueued - this.#fileWritten > WRITE_BACKLOG_BYTES;
+  }
+
+  #appendToFile(chunk: Buffer): void {
+    this.#fileQueued += chunk.length;
+    this.#writes = this.#writes
+      .then(async () => {
+        if (this.#file === undefined) {
+          this.#file = await TempFile.create(this.#limits.tempPath);
+          this.#events.spilled(this.#file.path);
+        }
+        if (this.#disposed) return;
+        await this.#file.append(chunk);
+        this.#fileWritten += chunk.length;
+        this.#pump();
+      })
+      .catch((error: NodeJS.ErrnoException) => {
+        if (!this.#disposed) this.#events.tempFileFailed(error);
+      });
+  }
+
+  /** Hands the client what it can take: memory first, then the file, then the end. */
+  readonly #pump = (): void => {
+    if (this.#disposed || this.#reading) return;
+    while (!this.#res.writableNeedDrain) {
+      const chunk = this.#memory.shift();
+      if (chunk !== undefined) {
+        this.#memoryBytes -= chunk.length;
+        this.#res.write(chunk);
+        continue;
+      }
+      if (this.#fileRead < this.#fileWritten) {
+        this.#readBack();
+        return;
+      }
+      break;
+    }
+    if (this.#file !== undefined && this.#fileRead === this.#fileQueued && this.#fileRead > 0) {
+      // Everything written was read back and nothing is in flight: reuse the file from the start.
+      this.#file.rewind();
+      this.#fileRead = this.#fileWritten = this.#fileQueued = 0;
+    }
+    if (this.#upstreamPaused && !this.#full) {
+      this.#upstreamPaused = false;
+      this.#events.resumeUpstream();
+    }
+    if (this.#ended && this.#empty) {
+      this.#res.off('drain', this.#pump);
+      if (Object.keys(this.#trailers ?? {}).length > 0) this.#res.addTrailers(this.#trailers!);
+      this.#res.end();
+      this.#events.delivered();
+    }
+  };
+
+  #readBack(): void {
+    const file = this.#file!;
+    this.#reading = true;
+    file
+      .read(this.#fileRead, Math.min(FILE_CHUNK_BYTES, this.#fileWritten - this.#fileRead))
+      .then((chunk) => {
+        this.#reading = false;
+        if (this.#disposed) return;
+        this.#fileRead += chunk.length;
+        this.#res.write(chunk);
+        this.#pump();
+      })
+      .catch((error: NodeJS.ErrnoException) => {
+        this.#reading = false;
+        if (!this.#disposed) this.#events.tempFileFailed(error);
+      });
+  }
+}
