@@ -21,11 +21,15 @@ const POINTS_PER_WEIGHT = 160;
  * An unusable server (tried, down, failed, at max_conns) means the next n. An empty key,
  * or 21 unusable picks, fall back to round robin.
  *
- * nginx keeps the sum and the count per request and goes on from them on the request's
- * next attempt; this balancer holds no per-request state and replays the walk from the
- * start instead. The servers the earlier attempts took are ineligible now, so the replay
- * passes them and lands where nginx's walk goes on to; only the 20-pick budget also
- * counts those earlier attempts.
+ * nginx keeps the sum, the rehash count and the misses per request (hp->hash, hp->rehash,
+ * hp->tries) and goes on from them on the request's next attempt; this balancer holds no
+ * per-request state and replays the walk from the start instead. The servers the earlier
+ * attempts took are ineligible now, so the replay passes them, and while nothing else has
+ * changed it lands where nginx's walk goes on to. It differs when a server the earlier
+ * walk passed as unusable (at max_conns, or in its fail_timeout window) has become usable
+ * by the retry: the replay takes it, nginx's walk has gone past it. The 21-pick budget
+ * also counts the earlier attempts' picks, and after a round robin fallback nginx stays
+ * on round robin for the rest of the request, where the next attempt here hashes again.
  */
 export function makeHash(key: HeaderTemplate): Balancer {
   return (candidates, eligible, context) => {
@@ -53,7 +57,9 @@ export function makeHash(key: HeaderTemplate): Balancer {
  * only the keys that were on it.
  *
  * As in makeHash, a retry replays the walk from the key's point: the servers already
- * tried are skipped, so it reaches the point nginx's walk would go on to.
+ * tried are skipped, so it reaches the point nginx's walk would go on to (hp->hash, kept
+ * per request), unless a server on a point passed earlier has become usable since, which
+ * this walk takes and nginx's does not.
  */
 export function makeConsistentHash(key: HeaderTemplate): Balancer {
   // Built once per server list (the group passes the same frozen array every time).
