@@ -21,11 +21,15 @@ const POINTS_PER_WEIGHT = 160;
  * An unusable server (tried, down, failed, at max_conns) means the next n. An empty key,
  * or 21 unusable picks, fall back to round robin.
  *
- * nginx keeps the sum and the count per request and goes on from them on the request's
- * next attempt; this balancer holds no per-request state and replays the walk from the
- * start instead. The servers the earlier attempts took are ineligible now, so the replay
- * passes them and lands where nginx's walk goes on to; only the 20-pick budget also
- * counts those earlier attempts.
+ * nginx keeps the sum, the rehash count and the misses per request (hp->hash, hp->rehash,
+ * hp->tries) and goes on from them on the request's next attempt; this balancer holds no
+ * per-request state and replays the walk from the start instead. The servers the earlier
+ * attempts took are ineligible now, so the replay passes them, and while nothing else has
+ * changed it lands where nginx's walk goes on to. It differs when a server the earlier
+ * walk passed as unusable (at max_conns, or in its fail_timeout window) has become usable
+ * by the retry: the replay takes it, nginx's walk has gone past it. The 21-pick budget
+ * also counts the earlier attempts' picks, and after a round robin fallback nginx stays
+ * on round robin for the rest of the request, where the next attempt here hashes again.
  */
 export function makeHash(key: HeaderTemplate): Balancer {
   return (candidates, eligible, context) => {
@@ -48,12 +52,14 @@ export function makeHash(key: HeaderTemplate): Balancer {
  * the first point on the ring at or after it (wrapping to the first point); the server of
  * that point takes the request, or, if it is unusable, the server of the next point, for
  * up to 21 points, then round robin. An empty key falls back to round robin at once.
- * Servers with the same name share their points and take turns by smooth weighted round
+ * Servers written alike share their points and take turns by smooth weighted round
  * robin, as nginx does for the addresses of one `server` line. Removing a server moves
  * only the keys that were on it.
  *
  * As in makeHash, a retry replays the walk from the key's point: the servers already
- * tried are skipped, so it reaches the point nginx's walk would go on to.
+ * tried are skipped, so it reaches the point nginx's walk would go on to (hp->hash, kept
+ * per request), unless a server on a point passed earlier has become usable since, which
+ * this walk takes and nginx's does not.
  */
 export function makeConsistentHash(key: HeaderTemplate): Balancer {
   // Built once per server list (the group passes the same frozen array every time).
@@ -69,7 +75,7 @@ export function makeConsistentHash(key: HeaderTemplate): Balancer {
     const start = findPoint(ring, crc32(bytes));
     for (let tries = 0; tries <= MAX_HASH_TRIES; tries++) {
       const { server } = ring[(start + tries) % ring.length]!;
-      const peer = pickSmoothWeighted(candidates, (candidate) => candidate.name === server && eligible(candidate));
+      const peer = pickSmoothWeighted(candidates, (candidate) => candidate.config.written === server && eligible(candidate));
       if (peer !== undefined) return peer;
     }
     return pickSmoothWeighted(candidates, eligible);
@@ -79,27 +85,33 @@ export function makeConsistentHash(key: HeaderTemplate): Balancer {
 export interface RingPoint {
   /** crc32, unsigned. */
   readonly hash: number;
-  /** The name (Peer.name) of the server the point belongs to. */
+  /** The server the point belongs to, as written in the configuration (ServerConfig.written). */
   readonly server: string;
 }
 
 /**
- * ngx_http_upstream_update_chash, compatible with Cache::Memcached::Fast: weight × 160
- * points per server, point j = crc32(HOST "\0" PORT PREV), PREV the previous point's hash
- * as 4 little-endian bytes (0 for the first). HOST and PORT split the server's name at a
- * final ":digits"; a unix: server is its path and no port. Sorted by hash; of equal hashes
- * only the first is kept.
+ * ngx_http_upstream_init_chash (ngx_http_upstream_update_chash in later nginx), compatible
+ * with Cache::Memcached::Fast: weight × 160 points per server, point j = crc32(HOST "\0"
+ * PORT PREV), PREV the previous point's hash as 4 little-endian bytes (0 for the first).
+ * Sorted by hash; of equal hashes only the first is kept.
+ *
+ * HOST and PORT come from the address as written in the `server` line (peer->server, the
+ * text ngx_http_upstream_server keeps), not from the resolved address: a final ":digits"
+ * is the port, anything else is all host with an empty port, and a unix: server is its
+ * path with no port. So `backend` hashes "backend\0" (no default port 80), `backend:80`
+ * "backend\080", `[::1]:8000` "[::1]\08000", `unix:/tmp/a.sock` "/tmp/a.sock\0".
  */
 export function buildRing(candidates: readonly Peer[]): readonly RingPoint[] {
   const points: RingPoint[] = [];
   for (const peer of candidates) {
-    const { host, port } = splitServerName(peer.name);
+    const { written } = peer.config;
+    const { host, port } = splitServerName(written);
     // Server names come from the configuration file, which nginx reads as UTF-8 bytes.
     const base = crc32(Buffer.from(port, 'utf8'), crc32(Buffer.from(`${host}\0`, 'utf8')));
     const previous = Buffer.alloc(4);
     for (let j = 0; j < peer.config.weight * POINTS_PER_WEIGHT; j++) {
       const hash = crc32(previous, base);
-      points.push({ hash, server: peer.name });
+      points.push({ hash, server: written });
       previous.writeUInt32LE(hash);
     }
   }
@@ -107,7 +119,7 @@ export function buildRing(candidates: readonly Peer[]): readonly RingPoint[] {
   return points.filter((point, index) => index === 0 || point.hash !== points[index - 1]!.hash);
 }
 
-/** The server part of a `server` name as ngx_http_upstream_update_chash splits it. */
+/** A `server` address as written, split as ngx_http_upstream_init_chash splits peer->server. */
 function splitServerName(name: string): { host: string; port: string } {
   if (name.slice(0, 5).toLowerCase() === 'unix:') return { host: name.slice(5), port: '' };
   const match = /^(.*):([0-9]*)$/s.exec(name);

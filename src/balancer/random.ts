@@ -3,28 +3,33 @@ import { pickSmoothWeighted } from './round-robin.js';
 import type { Balancer } from './types.js';
 import { peerAtWeight, totalWeight } from './weights.js';
 
-/** ngx_http_upstream_get_random2_peer: after 20 unusable draws, round robin (`++rp->tries > 20`). */
+/**
+ * ngx_http_upstream_get_random_peer and ngx_http_upstream_get_random2_peer: after 20
+ * unusable draws, round robin (`++rp->tries > 20`): at most 21 draws.
+ */
 const MAX_RANDOM_TRIES = 20;
 
 /**
- * nginx random (ngx_http_upstream_get_random_peer): an eligible server picked at random,
- * in proportion to its weight. `random` is the uniform source, injectable for tests.
+ * nginx random (ngx_http_upstream_get_random_peer): a server drawn at random in proportion
+ * to its weight over every server, usable or not (ngx_http_upstream_peek_random_peer); an
+ * unusable one (tried, down, failed, at max_conns) means another draw, and after 21 draws
+ * without a usable server, round robin. The usable servers still share in proportion to
+ * weight, but a heavy unusable server sends some requests to round robin, as in nginx
+ * (weight 8 of 10 unusable: 0.8^21, about 1%). `random` is the uniform source, injectable
+ * for tests.
+ *
+ * nginx counts the draws per request, across its attempts; here each attempt has its 21.
  */
 export function makeRandom(random: () => number = Math.random): Balancer {
   return (candidates, eligible) => {
-    let total = 0;
-    const usable: Peer[] = [];
-    for (const peer of candidates) {
-      if (!eligible(peer)) continue;
-      usable.push(peer);
-      total += peer.config.weight;
+    if (candidates.length === 0) return undefined;
+    const total = totalWeight(candidates);
+    for (let tries = 0; tries <= MAX_RANDOM_TRIES; tries++) {
+      // ngx_random() % total_weight, then the server whose weight range holds it.
+      const peer = peerAtWeight(candidates, Math.floor(random() * total));
+      if (eligible(peer)) return peer;
     }
-    let point = random() * total;
-    for (const peer of usable) {
-      point -= peer.config.weight;
-      if (point < 0) return peer;
-    }
-    return usable.at(-1);
+    return pickSmoothWeighted(candidates, eligible);
   };
 }
 

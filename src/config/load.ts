@@ -225,7 +225,8 @@ function readServer(reader: Reader, field: Field): ServerConfig {
   }
   const keys = reader.mapping(field, SERVER_KEYS);
   const addressField = reader.required(field, keys, 'address');
-  const address = parseServerAddress(reader.text(addressField, 'an address like "unix:/run/app.sock" or "127.0.0.1:8000"'));
+  const written = reader.text(addressField, 'an address like "unix:/run/app.sock" or "127.0.0.1:8000"');
+  const address = parseServerAddress(written);
   if ('error' in address) reader.fail(addressField, `${address.error} in ${addressField.path}`);
   const parameters: ServerParameters = { ...DEFAULTS.server };
   for (const [key, parameter] of SERVER_PARAMETERS) {
@@ -236,7 +237,7 @@ function readServer(reader: Reader, field: Field): ServerConfig {
     const valueField = keys.get(flag);
     if (valueField) parameters[flag as 'backup' | 'down'] = reader.boolean(valueField);
   }
-  return { address, ...parameters };
+  return { address, written, ...parameters };
 }
 
 function readProxy(reader: Reader, field: Field | undefined): ProxySettings {

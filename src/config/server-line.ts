@@ -5,7 +5,7 @@ import type { ServerConfig, SocketAddress } from './types.js';
 import { parseDurationSeconds, parseInteger, valueOf } from './units.js';
 
 /** A ServerConfig without its address, being filled in from the defaults. */
-export type ServerParameters = { -readonly [K in Exclude<keyof ServerConfig, 'address'>]: ServerConfig[K] };
+export type ServerParameters = { -readonly [K in Exclude<keyof ServerConfig, 'address' | 'written'>]: ServerConfig[K] };
 
 export interface ServerParameter {
   /** The ServerConfig field it sets. */
@@ -54,7 +54,7 @@ export function parseServerLine(text: string): ServerConfig | { error: string } 
   }
   const address = parseServerAddress(addressText);
   if ('error' in address) return address;
-  return Object.freeze({ address, ...parameters });
+  return Object.freeze({ address, written: addressText, ...parameters });
 }
 
 /**

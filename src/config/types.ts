@@ -21,6 +21,13 @@ export type ListenAddress =
 /** One nginx `server` line of the upstream block (ngx_http_upstream_server). */
 export interface ServerConfig {
   readonly address: SocketAddress;
+  /**
+   * The address exactly as written in the configuration ("backend", "unix:/tmp/app.sock",
+   * "[::1]:8000"), nginx's ngx_http_upstream_server_t.name (peer->server). `hash KEY
+   * consistent` hashes this text, not the resolved address: "backend" and "backend:80"
+   * get different ring points in nginx.
+   */
+  readonly written: string;
   /** `weight=N`, integer >= 1; default 1. */
   readonly weight: number;
   /** `max_fails=N`, integer >= 0; default 1; 0 disables failure accounting. */

@@ -2,8 +2,8 @@ import { DEFAULTS } from '../../src/config/defaults.js';
 import type { ServerConfig, UpstreamConfig } from '../../src/config/types.js';
 
 /** A server config for unit tests: "a" becomes unix:/a with nginx's defaults. */
-export function server(name: string, params: Partial<Omit<ServerConfig, 'address'>> = {}): ServerConfig {
-  return { address: { kind: 'unix', path: `/${name}` }, ...DEFAULTS.server, ...params };
+export function server(name: string, params: Partial<Omit<ServerConfig, 'address' | 'written'>> = {}): ServerConfig {
+  return { address: { kind: 'unix', path: `/${name}` }, written: `unix:/${name}`, ...DEFAULTS.server, ...params };
 }
 
 export function upstream(servers: ServerConfig[], params: Partial<UpstreamConfig> = {}): UpstreamConfig {

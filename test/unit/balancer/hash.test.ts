@@ -2,7 +2,8 @@ import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { buildRing, crc32, makeConsistentHash, makeHash } from '../../../src/balancer/hash.js';
 import type { Balancer, BalanceContext } from '../../../src/balancer/types.js';
-import type { HeaderTemplate } from '../../../src/config/types.js';
+import { parseServerLine } from '../../../src/config/server-line.js';
+import type { HeaderTemplate, ServerConfig } from '../../../src/config/types.js';
 import { Peer } from '../../../src/upstream/peer.js';
 import { server } from '../helpers.js';
 
@@ -116,7 +117,12 @@ describe('hash KEY consistent (ketama: ngx_http_upstream_get_chash_peer)', () =>
 
   it('hashes a TCP server as "HOST\\0PORT", as nginx does: 127.0.0.1:18001-18003, weights 1/3/1', () => {
     const peers = [18001, 18002, 18003].map(
-      (port) => new Peer({ ...server('x', { weight: port === 18002 ? 3 : 1 }), address: { kind: 'tcp', host: '127.0.0.1', port } }),
+      (port) =>
+        new Peer({
+          ...server('x', { weight: port === 18002 ? 3 : 1 }),
+          address: { kind: 'tcp', host: '127.0.0.1', port },
+          written: `127.0.0.1:${port}`,
+        }),
     );
     const names = URIS.map((uri) => makeConsistentHash(REQUEST_URI)(peers, all, request(uri))?.name);
     const short = names.map((name) => ({ '127.0.0.1:18001': 'ta', '127.0.0.1:18002': 'tb', '127.0.0.1:18003': 'tc' })[name!]);
@@ -135,6 +141,50 @@ describe('hash KEY consistent (ketama: ngx_http_upstream_get_chash_peer)', () =>
     previous.writeUInt32LE(first);
     const second = zlib.crc32(Buffer.concat([Buffer.from('/a\0', 'latin1'), previous]));
     expect(ring.find((point) => point.hash === second)?.server).toBe('unix:/a');
+  });
+
+  // ngx_http_upstream_init_chash hashes peer->server, the address as written in the server
+  // line: HOST "\0" PORT, with PORT only if one was written (no default 80), and a unix:
+  // server as its path. Each expected ring is built here from those bytes with zlib's crc32.
+  it.each<[string, string]>([
+    ['backend:8000', 'backend\x008000'],
+    ['backend', 'backend\x00'],
+    ['backend weight=2', 'backend\x00'],
+    ['backend:80', 'backend\x0080'],
+    ['127.0.0.1', '127.0.0.1\x00'],
+    ['unix:/tmp/app.sock', '/tmp/app.sock\x00'],
+    ['UNIX:/tmp/app.sock', '/tmp/app.sock\x00'],
+    ['[::1]:8000', '[::1]\x008000'],
+    ['[::1]', '[::1]\x00'],
+  ])('server %s: the ring points are crc32(%j PREV)', (line, base) => {
+    const config = parseServerLine(line) as ServerConfig;
+    const expected: number[] = [];
+    const previous = Buffer.alloc(4);
+    for (let j = 0; j < config.weight * 160; j++) {
+      const hash = zlib.crc32(Buffer.concat([Buffer.from(base, 'latin1'), previous]));
+      expected.push(hash);
+      previous.writeUInt32LE(hash);
+    }
+    expected.sort((x, y) => x - y);
+    const ring = buildRing([new Peer(config)]);
+    expect(ring.map((point) => point.hash)).toEqual(expected.filter((hash, i) => i === 0 || hash !== expected[i - 1]));
+    expect(new Set(ring.map((point) => point.server))).toEqual(new Set([line.split(' ')[0]]));
+  });
+
+  it('"backend" and "backend:80" are two servers on the ring, as in nginx, though they reach one address', () => {
+    const peers = [new Peer(parseServerLine('backend') as ServerConfig), new Peer(parseServerLine('backend:80') as ServerConfig)];
+    expect(peers[0]!.name).toBe(peers[1]!.name);
+    const ring = buildRing(peers);
+    expect(ring.filter((point) => point.server === 'backend')).toHaveLength(160);
+    expect(ring.filter((point) => point.server === 'backend:80')).toHaveLength(160);
+    // Each key goes to the server whose point it finds, not to both in turn.
+    const balancer = makeConsistentHash(REQUEST_URI);
+    for (const uri of URIS) {
+      const hash = zlib.crc32(uri);
+      const point = ring.find((p) => p.hash >= hash) ?? ring[0]!;
+      const owner = peers.find((peer) => peer.config.written === point.server);
+      expect([balancer(peers, all, request(uri)), balancer(peers, all, request(uri))]).toEqual([owner, owner]);
+    }
   });
 
   it('sends a key to one server every time, and spreads keys roughly in proportion to weight', () => {

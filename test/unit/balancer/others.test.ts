@@ -49,20 +49,62 @@ describe('ip_hash', () => {
   });
 });
 
-describe('random', () => {
-  it('picks in proportion to weight, among eligible peers only', () => {
+describe('random (ngx_http_upstream_get_random_peer)', () => {
+  /** a (weight 3), b, c: a draw of v takes floor(v * 5), so 0 to 0.59 → a, 0.6 → b, 0.8 → c. */
+  function setup(draws: number[]): { peers: Peer[]; random: ReturnType<typeof makeRandom>; drawn: () => number } {
     const peers = [new Peer(server('a', { weight: 3 })), new Peer(server('b')), new Peer(server('c'))];
-    const values = [0, 0.5, 0.74, 0.76, 0.99];
     let i = 0;
-    const random = makeRandom(() => values[i++]!);
-    const eligible = (p: Peer): boolean => p.name !== 'unix:/c';
-    expect(values.map(() => random(peers, eligible, NO_REQUEST)?.name)).toEqual([
+    const random = makeRandom(() => draws[i++ % draws.length]!);
+    return { peers, random, drawn: () => i };
+  }
+
+  it('draws in proportion to weight over every server', () => {
+    const { peers, random } = setup([0, 0.5, 0.59, 0.6, 0.79, 0.8, 0.99]);
+    expect(Array.from({ length: 7 }, () => random(peers, all, NO_REQUEST)?.name)).toEqual([
       'unix:/a',
       'unix:/a',
       'unix:/a',
       'unix:/b',
       'unix:/b',
+      'unix:/c',
+      'unix:/c',
     ]);
+  });
+
+  it('draws again, over every server, when the drawn server is unusable', () => {
+    // 0.9 draws c, unusable; nginx draws again over all five units of weight, and 0.1 is a.
+    // (A draw among the usable servers only would take 0.9 of a's and b's four units: b.)
+    const { peers, random, drawn } = setup([0.9, 0.1]);
+    const notC = (p: Peer): boolean => p.name !== 'unix:/c';
+    expect(random(peers, notC, NO_REQUEST)?.name).toBe('unix:/a');
+    expect(drawn()).toBe(2);
+  });
+
+  it('after 21 unusable draws, falls back to round robin', () => {
+    // Every draw lands on a (weight 3), which is unusable: round robin among b and c.
+    const { peers, random, drawn } = setup([0]);
+    const notA = (p: Peer): boolean => p.name !== 'unix:/a';
+    expect(random(peers, notA, NO_REQUEST)?.name).toBe('unix:/b');
+    expect(drawn()).toBe(21);
+    expect(random(peers, notA, NO_REQUEST)?.name).toBe('unix:/c');
+    expect(drawn()).toBe(42);
+    expect(random(peers, () => false, NO_REQUEST)).toBeUndefined();
+    expect(drawn()).toBe(63);
+  });
+
+  it('with the default source, the usable servers keep their weight ratio, at total/usable weight draws a request', () => {
+    const peers = [new Peer(server('a', { weight: 8 })), new Peer(server('b', { weight: 3 })), new Peer(server('c'))];
+    const notA = (p: Peer): boolean => p.name !== 'unix:/a';
+    let draws = 0;
+    const random = makeRandom(() => (draws++, Math.random()));
+    const picks = Array.from({ length: 20_000 }, () => random(peers, notA, NO_REQUEST)?.name);
+    const b = picks.filter((name) => name === 'unix:/b').length;
+    expect(picks.every((name) => name === 'unix:/b' || name === 'unix:/c')).toBe(true);
+    expect(b / picks.length).toBeGreaterThan(0.7);
+    expect(b / picks.length).toBeLessThan(0.8);
+    // 12 units of weight, 4 usable: 3 draws per request on average.
+    expect(draws / picks.length).toBeGreaterThan(2.8);
+    expect(draws / picks.length).toBeLessThan(3.2);
   });
 });
 

@@ -58,9 +58,9 @@ describe('parseConfig', () => {
       upstream: {
         name: 'app_server',
         servers: [
-          { ...SERVER, address: { kind: 'unix', path: '/tmp/gunicorn.sock' }, failTimeoutSec: 0 },
-          { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8000 }, weight: 2, maxFails: 3, failTimeoutSec: 30 },
-          { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8001 }, backup: true },
+          { ...SERVER, address: { kind: 'unix', path: '/tmp/gunicorn.sock' }, written: 'unix:/tmp/gunicorn.sock', failTimeoutSec: 0 },
+          { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8000 }, written: '127.0.0.1:8000', weight: 2, maxFails: 3, failTimeoutSec: 30 },
+          { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8001 }, written: '127.0.0.1:8001', backup: true },
         ],
         balance: { method: 'round_robin' },
         keepalive: 32,
@@ -93,7 +93,7 @@ describe('parseConfig', () => {
     const config = parseConfig(MINIMAL, 'min.yaml');
     expect(config.upstream).toEqual({
       name: 'backend',
-      servers: [{ ...SERVER, address: { kind: 'unix', path: '/tmp/app.sock' } }],
+      servers: [{ ...SERVER, address: { kind: 'unix', path: '/tmp/app.sock' }, written: 'unix:/tmp/app.sock' }],
       balance: { method: 'round_robin' },
       keepalive: 32,
       keepaliveTimeoutMs: 1_500,
@@ -153,8 +153,8 @@ upstream:
       'x',
     );
     expect(config.upstream.servers).toEqual([
-      { ...SERVER, address: { kind: 'unix', path: '/tmp/a.sock' }, weight: 2, maxFails: 3, failTimeoutSec: 30, backup: true },
-      { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8000 }, failTimeoutSec: 0, maxConns: 5 },
+      { ...SERVER, address: { kind: 'unix', path: '/tmp/a.sock' }, written: 'unix:/tmp/a.sock', weight: 2, maxFails: 3, failTimeoutSec: 30, backup: true },
+      { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8000 }, written: '127.0.0.1:8000', failTimeoutSec: 0, maxConns: 5 },
     ]);
   });
 

@@ -6,31 +6,31 @@ const DEFAULTS = { weight: 1, maxFails: 1, failTimeoutSec: 10, maxConns: 0, back
 
 describe('parseServerLine', () => {
   it.each<[string, ServerConfig]>([
-    ['unix:/tmp/gunicorn.sock', { address: { kind: 'unix', path: '/tmp/gunicorn.sock' }, ...DEFAULTS }],
-    ['UNIX:/tmp/a.sock', { address: { kind: 'unix', path: '/tmp/a.sock' }, ...DEFAULTS }],
-    ['unix:/tmp/gunicorn.sock fail_timeout=0', { address: { kind: 'unix', path: '/tmp/gunicorn.sock' }, ...DEFAULTS, failTimeoutSec: 0 }],
+    ['unix:/tmp/gunicorn.sock', { address: { kind: 'unix', path: '/tmp/gunicorn.sock' }, written: 'unix:/tmp/gunicorn.sock', ...DEFAULTS }],
+    ['UNIX:/tmp/a.sock', { address: { kind: 'unix', path: '/tmp/a.sock' }, written: 'UNIX:/tmp/a.sock', ...DEFAULTS }],
+    ['unix:/tmp/gunicorn.sock fail_timeout=0', { address: { kind: 'unix', path: '/tmp/gunicorn.sock' }, written: 'unix:/tmp/gunicorn.sock', ...DEFAULTS, failTimeoutSec: 0 }],
     // pasted from nginx.conf, keyword and semicolon included
-    ['server unix:/x fail_timeout=0;', { address: { kind: 'unix', path: '/x' }, ...DEFAULTS, failTimeoutSec: 0 }],
-    ['  server   unix:/x   ;  ', { address: { kind: 'unix', path: '/x' }, ...DEFAULTS }],
-    ['127.0.0.1:8000', { address: { kind: 'tcp', host: '127.0.0.1', port: 8000 }, ...DEFAULTS }],
-    ['app', { address: { kind: 'tcp', host: 'app', port: 80 }, ...DEFAULTS }],
-    ['server', { address: { kind: 'tcp', host: 'server', port: 80 }, ...DEFAULTS }],
-    ['localhost:8000', { address: { kind: 'tcp', host: 'localhost', port: 8000 }, ...DEFAULTS }],
-    ['[::1]:8000', { address: { kind: 'tcp', host: '::1', port: 8000 }, ...DEFAULTS }],
-    ['[::1]', { address: { kind: 'tcp', host: '::1', port: 80 }, ...DEFAULTS }],
+    ['server unix:/x fail_timeout=0;', { address: { kind: 'unix', path: '/x' }, written: 'unix:/x', ...DEFAULTS, failTimeoutSec: 0 }],
+    ['  server   unix:/x   ;  ', { address: { kind: 'unix', path: '/x' }, written: 'unix:/x', ...DEFAULTS }],
+    ['127.0.0.1:8000', { address: { kind: 'tcp', host: '127.0.0.1', port: 8000 }, written: '127.0.0.1:8000', ...DEFAULTS }],
+    ['app', { address: { kind: 'tcp', host: 'app', port: 80 }, written: 'app', ...DEFAULTS }],
+    ['server', { address: { kind: 'tcp', host: 'server', port: 80 }, written: 'server', ...DEFAULTS }],
+    ['localhost:8000', { address: { kind: 'tcp', host: 'localhost', port: 8000 }, written: 'localhost:8000', ...DEFAULTS }],
+    ['[::1]:8000', { address: { kind: 'tcp', host: '::1', port: 8000 }, written: '[::1]:8000', ...DEFAULTS }],
+    ['[::1]', { address: { kind: 'tcp', host: '::1', port: 80 }, written: '[::1]', ...DEFAULTS }],
     [
       '127.0.0.1:8000 weight=2 max_fails=3 fail_timeout=30s',
-      { address: { kind: 'tcp', host: '127.0.0.1', port: 8000 }, ...DEFAULTS, weight: 2, maxFails: 3, failTimeoutSec: 30 },
+      { address: { kind: 'tcp', host: '127.0.0.1', port: 8000 }, written: '127.0.0.1:8000', ...DEFAULTS, weight: 2, maxFails: 3, failTimeoutSec: 30 },
     ],
-    ['h:1 fail_timeout=1m30s', { address: { kind: 'tcp', host: 'h', port: 1 }, ...DEFAULTS, failTimeoutSec: 90 }],
-    ['h:1 fail_timeout=1h', { address: { kind: 'tcp', host: 'h', port: 1 }, ...DEFAULTS, failTimeoutSec: 3600 }],
-    ['h:1 max_fails=0 max_conns=0', { address: { kind: 'tcp', host: 'h', port: 1 }, ...DEFAULTS, maxFails: 0 }],
-    ['h:1 max_conns=10', { address: { kind: 'tcp', host: 'h', port: 1 }, ...DEFAULTS, maxConns: 10 }],
-    ['h:1 backup', { address: { kind: 'tcp', host: 'h', port: 1 }, ...DEFAULTS, backup: true }],
-    ['h:1 down', { address: { kind: 'tcp', host: 'h', port: 1 }, ...DEFAULTS, down: true }],
+    ['h:1 fail_timeout=1m30s', { address: { kind: 'tcp', host: 'h', port: 1 }, written: 'h:1', ...DEFAULTS, failTimeoutSec: 90 }],
+    ['h:1 fail_timeout=1h', { address: { kind: 'tcp', host: 'h', port: 1 }, written: 'h:1', ...DEFAULTS, failTimeoutSec: 3600 }],
+    ['h:1 max_fails=0 max_conns=0', { address: { kind: 'tcp', host: 'h', port: 1 }, written: 'h:1', ...DEFAULTS, maxFails: 0 }],
+    ['h:1 max_conns=10', { address: { kind: 'tcp', host: 'h', port: 1 }, written: 'h:1', ...DEFAULTS, maxConns: 10 }],
+    ['h:1 backup', { address: { kind: 'tcp', host: 'h', port: 1 }, written: 'h:1', ...DEFAULTS, backup: true }],
+    ['h:1 down', { address: { kind: 'tcp', host: 'h', port: 1 }, written: 'h:1', ...DEFAULTS, down: true }],
     // as in nginx, a repeated parameter overrides the earlier one
-    ['h:1 weight=2 weight=5', { address: { kind: 'tcp', host: 'h', port: 1 }, ...DEFAULTS, weight: 5 }],
-    ['h:1\tweight=2', { address: { kind: 'tcp', host: 'h', port: 1 }, ...DEFAULTS, weight: 2 }],
+    ['h:1 weight=2 weight=5', { address: { kind: 'tcp', host: 'h', port: 1 }, written: 'h:1', ...DEFAULTS, weight: 5 }],
+    ['h:1\tweight=2', { address: { kind: 'tcp', host: 'h', port: 1 }, written: 'h:1', ...DEFAULTS, weight: 2 }],
   ])('%j', (line, expected) => {
     expect(parseServerLine(line)).toEqual(expected);
   });
@@ -45,7 +45,7 @@ describe('parseServerLine', () => {
   const maxPath = `/${'a'.repeat(106)}`;
 
   it('accepts a 107-byte unix path (sun_path holds 108 with the NUL)', () => {
-    expect(parseServerLine(`unix:${maxPath}`)).toEqual({ address: { kind: 'unix', path: maxPath }, ...DEFAULTS });
+    expect(parseServerLine(`unix:${maxPath}`)).toEqual({ address: { kind: 'unix', path: maxPath }, written: `unix:${maxPath}`, ...DEFAULTS });
   });
 
   it.each<[string, string]>([
