@@ -21,7 +21,7 @@ describe('the keep-alive race with an app that closes idle connections after 2 s
 
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  /** A proxy with the default configuration in front of `servers`; stopped by the returned cleanup. */
+  /** A proxy with the default configuration in front of one server; the test stops it. */
   async function proxyFor(tmp: TempDir, address: string): Promise<ProxyProcess> {
     return startProxyProcess(`upstream:\n  servers:\n    - ${address}\n`, tmp.dir);
   }
