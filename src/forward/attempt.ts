@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Peer } from '../upstream/peer.js';
 import type { Phase } from './classify.js';
+import { dispatchAs, type SocketUser } from './upstream-sockets.js';
 
 /** What one attempt reports to the per-request loop (./exchange.ts). */
 export interface AttemptListener {
@@ -27,7 +28,7 @@ export interface AttemptRequest {
  * far it got (nginx's "while …" phase and request_sent) and holds a slot in the server's
  * active-connection count from start to settle. Callbacks after `abandon()` are dropped.
  */
-export class Attempt implements Dispatcher.DispatchHandler {
+export class Attempt implements Dispatcher.DispatchHandler, SocketUser {
   readonly peer: Peer;
   readonly startedAt = performance.now();
   phase: Phase = 'connecting';
@@ -41,6 +42,9 @@ export class Attempt implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined;
   #abandonReason: Error | undefined;
   #settled = false;
+  #paused = false;
+  /** The app closed the connection: from now on the response is never paused (see onUpstreamEnd). */
+  #upstreamEnded = false;
 
   constructor(peer: Peer, request: AttemptRequest, dispatcher: Dispatcher, listener: AttemptListener) {
     this.peer = peer;
@@ -53,17 +57,15 @@ export class Attempt implements Dispatcher.DispatchHandler {
         if (this.phase === 'sending') this.phase = 'reading_header';
       });
     }
-    dispatcher.dispatch(
-      {
-        origin: undefined,
-        method: request.method,
-        path: request.path,
-        headers: request.headers,
-        body: request.body,
-        reset: request.closeConnection,
-      } as Dispatcher.DispatchOptions,
-      this,
-    );
+    const options = {
+      origin: undefined,
+      method: request.method,
+      path: request.path,
+      headers: request.headers,
+      body: request.body,
+      reset: request.closeConnection,
+    } as Dispatcher.DispatchOptions;
+    dispatchAs(this, () => dispatcher.dispatch(options, this));
   }
 
   /** Whether any byte of the request may have reached the upstream (nginx's request_sent). */
@@ -91,11 +93,26 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   /** Stops reading the upstream. After the attempt settled its connection may serve another request: no-op. */
   pause(): void {
-    if (!this.#settled) this.#controller?.pause();
+    if (this.#settled || this.#upstreamEnded || this.#paused) return;
+    this.#paused = true;
+    this.#controller?.pause();
   }
 
   resume(): void {
-    if (!this.#settled) this.#controller?.resume();
+    if (this.#settled || !this.#paused) return;
+    this.#paused = false;
+    this.#controller?.resume();
+  }
+
+  /**
+   * undici 7 asserts, and the process dies, when the app's FIN arrives while the parser is
+   * paused on the last bytes of a `Connection: close` response (nodejs/undici#5360, fixed
+   * only in undici 8). This runs just before undici sees the FIN: let the parser take the
+   * rest now (at most one socket read), and never pause again.
+   */
+  onUpstreamEnd(): void {
+    this.#upstreamEnded = true;
+    this.resume();
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

@@ -24,7 +24,7 @@ import type { Dispatcher } from 'undici';
 import { readBufferedBody } from './buffered-body.js';
 import { discardRestOfBody, StreamedBody, type TooLarge, type UpstreamBody, watchSendTimeout } from './request-body.js';
 import { ResponseBuffer } from './response-buffer.js';
-import { lostKeepaliveRace } from './stale-connection.js';
+import { lostKeepaliveRace } from './upstream-sockets.js';
 import { remoteAddr, type VariableContext, variableValue } from './variables.js';
 
 /** Everything the per-request loop needs, built once per configuration. */

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { buildConnector, Client, type Dispatcher, Pool } from 'undici';
 import type { ProxySettings, SocketAddress, UpstreamConfig } from '../config/types.js';
 import type { Peer } from '../upstream/peer.js';
-import { watchConnection } from './stale-connection.js';
+import { watchConnection } from './upstream-sockets.js';
 
 /**
  * undici subtracts this from a server's `Keep-Alive: timeout=N` hint. Its default (2 s)
@@ -48,8 +48,8 @@ export class PoolRegistry {
    */
   freshConnection(peer: Peer): Dispatcher {
     const client = new Client(this.#origin(peer.config.address), { ...this.#options(peer.config.address), pipelining: 0 });
-    // Closes once its one request is done.
-    void client.close();
+    // The caller dispatches at once, in this same task; close() then lets that one request finish.
+    queueMicrotask(() => void client.close());
     return client;
   }
 

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { useProxyFixture } from '../helpers/fixture.js';
 import { rawUpstream } from '../helpers/misbehaving-upstreams.js';
+import { openFilesIn } from '../helpers/open-files.js';
 import { chunk, LAST_CHUNK, rawConnect } from '../helpers/raw-http.js';
 import { httpUpstream, readBody, type Respond, type TestUpstream } from '../helpers/upstreams.js';
 import { until } from '../helpers/wait.js';
@@ -26,19 +27,6 @@ function patterned(length: number): Buffer {
   const body = Buffer.alloc(length);
   for (let i = 0; i < length; i += 4) body.writeUInt32BE(i, i);
   return body;
-}
-
-/** The proxy's open descriptors that point into `dir` (a temp file shows as "<path> (deleted)"). */
-function openFilesIn(pid: number, dir: string): string[] {
-  return readdirSync(`/proc/${pid}/fd`)
-    .map((fd) => {
-      try {
-        return readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        return '';
-      }
-    })
-    .filter((target) => target.startsWith(`${dir}/`));
 }
 
 /**
