@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
 import type { HeaderTemplate, ProxySettings } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import { type AccessEntry, formatSeconds, seconds } from '../observe/access-log.js';
@@ -20,7 +21,6 @@ import {
   statusForCause,
 } from './next-upstream.js';
 import type { PoolRegistry } from './pools.js';
-import type { Dispatcher } from 'undici';
 import { readBufferedBody } from './buffered-body.js';
 import { discardRestOfBody, StreamedBody, type TooLarge, type UpstreamBody, watchSendTimeout } from './request-body.js';
 import { ResponseBuffer } from './response-buffer.js';
@@ -422,7 +422,8 @@ export class Exchange implements AttemptListener {
 
   /** nginx logs these at [crit]: the disk is full or the temp directory is not writable. */
   #logTempFileFailure(error: NodeJS.ErrnoException, action: string, upstream?: string): void {
-    const call = error.path === undefined ? `${error.syscall ?? 'write'}() to a temporary file` : `${error.syscall ?? 'open'}() "${error.path}"`;
+    const call =
+      error.path === undefined ? `${error.syscall ?? 'write'}() to a temporary file` : `${error.syscall ?? 'open'}() "${error.path}"`;
     this.#logError('error', `${call} failed (${describeErrno(error)}) while ${action}`, upstream, { nginx_level: 'crit' });
   }
 
