@@ -19,31 +19,30 @@ const POINTS_PER_WEIGHT = 160;
  * the n-th pick adds ((crc32(n KEY) >> 16) & 0x7fff) to a running sum, n written in decimal
  * and left out the first time, and walks the weighted server list to sum % total_weight.
  * An unusable server (tried, down, failed, at max_conns) means the next n. An empty key,
- * or 21 unusable picks, fall back to round robin.
- *
- * nginx keeps the sum, the rehash count and the misses per request (hp->hash, hp->rehash,
- * hp->tries) and goes on from them on the request's next attempt; this balancer holds no
- * per-request state and replays the walk from the start instead. The servers the earlier
- * attempts took are ineligible now, so the replay passes them, and while nothing else has
- * changed it lands where nginx's walk goes on to. It differs when a server the earlier
- * walk passed as unusable (at max_conns, or in its fail_timeout window) has become usable
- * by the retry: the replay takes it, nginx's walk has gone past it. The 21-pick budget
- * also counts the earlier attempts' picks, and after a round robin fallback nginx stays
- * on round robin for the rest of the request, where the next attempt here hashes again.
+ * or 21 unusable picks, fall back to round robin. The sum, n and the misses belong to the
+ * request: a retry goes on from them, and once fallen back it stays on round robin.
  */
 export function makeHash(key: HeaderTemplate): Balancer {
   return (candidates, eligible, context) => {
+    const { state } = context;
     const bytes = keyBytes(key, context);
-    if (bytes.length === 0) return pickSmoothWeighted(candidates, eligible);
-    let sum = 0;
-    for (let rehash = 0; rehash <= MAX_HASH_TRIES; rehash++) {
-      const crc = rehash === 0 ? crc32(bytes) : crc32(bytes, crc32(Buffer.from(String(rehash), 'latin1')));
+    let misses = state.misses ?? 0;
+    if (bytes.length === 0 || misses > MAX_HASH_TRIES) return pickSmoothWeighted(candidates, eligible);
+    let sum = state.position ?? 0;
+    let picks = state.picks ?? 0;
+    for (;;) {
+      const crc = picks === 0 ? crc32(bytes) : crc32(bytes, crc32(Buffer.from(String(picks), 'latin1')));
       // hp->hash is a uint32_t.
       sum = (sum + ((crc >>> 16) & 0x7fff)) >>> 0;
+      picks++;
       const peer = peerAtWeight(candidates, sum);
-      if (eligible(peer)) return peer;
+      const found = eligible(peer);
+      if (!found) misses++;
+      if (found || misses > MAX_HASH_TRIES) {
+        Object.assign(state, { position: sum, picks, misses });
+        return found ? peer : pickSmoothWeighted(candidates, eligible);
+      }
     }
-    return pickSmoothWeighted(candidates, eligible);
   };
 }
 
@@ -54,31 +53,35 @@ export function makeHash(key: HeaderTemplate): Balancer {
  * up to 21 points, then round robin. An empty key falls back to round robin at once.
  * Servers written alike share their points and take turns by smooth weighted round
  * robin, as nginx does for the addresses of one `server` line. Removing a server moves
- * only the keys that were on it.
- *
- * As in makeHash, a retry replays the walk from the key's point: the servers already
- * tried are skipped, so it reaches the point nginx's walk would go on to (hp->hash, kept
- * per request), unless a server on a point passed earlier has become usable since, which
- * this walk takes and nginx's does not.
+ * only the keys that were on it. The point and the misses belong to the request (hp->hash,
+ * hp->tries): a retry goes on from the point the last attempt took.
  */
 export function makeConsistentHash(key: HeaderTemplate): Balancer {
   // Built once per server list (the group passes the same frozen array every time).
   const rings = new WeakMap<readonly Peer[], readonly RingPoint[]>();
   return (candidates, eligible, context) => {
+    const { state } = context;
     const bytes = keyBytes(key, context);
-    if (bytes.length === 0) return pickSmoothWeighted(candidates, eligible);
+    let misses = state.misses ?? 0;
+    if (bytes.length === 0 || misses > MAX_HASH_TRIES) return pickSmoothWeighted(candidates, eligible);
     let ring = rings.get(candidates);
     if (ring === undefined) {
       ring = buildRing(candidates);
       rings.set(candidates, ring);
     }
-    const start = findPoint(ring, crc32(bytes));
-    for (let tries = 0; tries <= MAX_HASH_TRIES; tries++) {
-      const { server } = ring[(start + tries) % ring.length]!;
+    let point = state.position ?? findPoint(ring, crc32(bytes));
+    for (;;) {
+      const { server } = ring[point % ring.length]!;
       const peer = pickSmoothWeighted(candidates, (candidate) => candidate.config.written === server && eligible(candidate));
-      if (peer !== undefined) return peer;
+      if (peer === undefined) {
+        point++;
+        misses++;
+      }
+      if (peer !== undefined || misses > MAX_HASH_TRIES) {
+        Object.assign(state, { position: point, misses });
+        return peer ?? pickSmoothWeighted(candidates, eligible);
+      }
     }
-    return pickSmoothWeighted(candidates, eligible);
   };
 }
 

@@ -4,21 +4,26 @@ import { pickSmoothWeighted } from './round-robin.js';
 import { peerAtWeight, totalWeight } from './weights.js';
 
 /** nginx falls back to round robin once `++tries > 20`: after 21 unusable picks. */
-const MAX_HASH_PICKS = 21;
+const MAX_HASH_TRIES = 20;
 
 /**
  * nginx ip_hash (ngx_http_upstream_get_ip_hash_peer): the key is the first three octets
  * of an IPv4 address (so a /24 sticks to one server) or the whole IPv6 address; the hash
- * walks the weighted server list, rehashing past unusable servers.
+ * walks the weighted server list, rehashing past unusable servers. The hash and the misses
+ * belong to the request (iphp->hash, iphp->tries): a retry goes on from them.
  */
-export const ipHash: Balancer = (candidates, eligible, context) => {
-  const key = hashKey(context.clientAddress);
+export const ipHash: Balancer = (candidates, eligible, { clientAddress, state }) => {
+  const key = hashKey(clientAddress);
   if (totalWeight(candidates) === 0) return undefined;
-  let hash = 89;
-  for (let pick = 0; pick < MAX_HASH_PICKS; pick++) {
+  let hash = state.position ?? 89;
+  while ((state.misses ?? 0) <= MAX_HASH_TRIES) {
     for (const byte of key) hash = (hash * 113 + byte) % 6271;
     const peer = peerAtWeight(candidates, hash);
-    if (eligible(peer)) return peer;
+    if (eligible(peer)) {
+      state.position = hash;
+      return peer;
+    }
+    state.misses = (state.misses ?? 0) + 1;
   }
   return pickSmoothWeighted(candidates, eligible);
 };

@@ -15,19 +15,18 @@ const MAX_RANDOM_TRIES = 20;
  * unusable one (tried, down, failed, at max_conns) means another draw, and after 21 draws
  * without a usable server, round robin. The usable servers still share in proportion to
  * weight, but a heavy unusable server sends some requests to round robin, as in nginx
- * (weight 8 of 10 unusable: 0.8^21, about 1%). `random` is the uniform source, injectable
- * for tests.
- *
- * nginx counts the draws per request, across its attempts; here each attempt has its 21.
+ * (weight 8 of 10 unusable: 0.8^21, about 1%). The misses are counted per request
+ * (rp->tries), across its attempts. `random` is the uniform source, injectable for tests.
  */
 export function makeRandom(random: () => number = Math.random): Balancer {
-  return (candidates, eligible) => {
+  return (candidates, eligible, { state }) => {
     if (candidates.length === 0) return undefined;
     const total = totalWeight(candidates);
-    for (let tries = 0; tries <= MAX_RANDOM_TRIES; tries++) {
+    while ((state.misses ?? 0) <= MAX_RANDOM_TRIES) {
       // ngx_random() % total_weight, then the server whose weight range holds it.
       const peer = peerAtWeight(candidates, Math.floor(random() * total));
       if (eligible(peer)) return peer;
+      state.misses = (state.misses ?? 0) + 1;
     }
     return pickSmoothWeighted(candidates, eligible);
   };
@@ -38,24 +37,22 @@ export function makeRandom(random: () => number = Math.random): Balancer {
  * random in proportion to weight (ngx_http_upstream_peek_random_peer, over every server,
  * usable or not) until two different usable ones are found, and take the one with fewer
  * active connections per unit of weight; on a tie, the second. Every draw counts against
- * the 20 allowed, the first usable one included; past them, round robin.
- *
- * nginx counts the draws per request, across its attempts; here each attempt has its 20.
+ * the 20 allowed, the first usable one included, and they are counted per request
+ * (rp->tries), across its attempts; past them, round robin.
  */
 export function makeRandomTwo(random: () => number = Math.random): Balancer {
-  return (candidates, eligible) => {
+  return (candidates, eligible, { state }) => {
     const total = totalWeight(candidates);
     let first: Peer | undefined;
-    for (let tries = 0; tries <= MAX_RANDOM_TRIES; tries++) {
+    while ((state.misses ?? 0) <= MAX_RANDOM_TRIES) {
       // ngx_http_upstream_peek_random_peer: a weighted draw over every server.
       const peer = peerAtWeight(candidates, Math.floor(random() * total));
-      if (peer === first || !eligible(peer)) continue;
-      if (first === undefined) {
+      if (peer !== first && eligible(peer)) {
+        // peer->conns * prev->weight > prev->conns * peer->weight: the first has fewer per weight.
+        if (first !== undefined) return peer.active * first.config.weight > first.active * peer.config.weight ? first : peer;
         first = peer;
-        continue;
       }
-      // peer->conns * prev->weight > prev->conns * peer->weight: the first has fewer per weight.
-      return peer.active * first.config.weight > first.active * peer.config.weight ? first : peer;
+      state.misses = (state.misses ?? 0) + 1;
     }
     return pickSmoothWeighted(candidates, eligible);
   };

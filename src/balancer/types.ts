@@ -10,6 +10,23 @@ export interface BalanceContext {
    * methods never pay for evaluating variables.
    */
   variable(name: string): string;
+  /** The balancer's progress through this request, carried from one attempt to the next. */
+  readonly state: BalanceState;
+}
+
+/**
+ * Where a balancer got to for one request, so that a retry goes on from there, as nginx
+ * goes on from the request's peer data (hp->hash, hp->rehash, hp->tries for hash,
+ * iphp->hash and iphp->tries for ip_hash, rp->tries for random). Empty when the request
+ * starts; each method uses the fields it needs.
+ */
+export interface BalanceState {
+  /** hash: the running sum; hash consistent: the ring point; ip_hash: the running hash. */
+  position?: number;
+  /** hash: picks made so far (nginx's rehash counter). */
+  picks?: number;
+  /** Unusable picks so far; past 20 the request goes round robin for good. */
+  misses?: number;
 }
 
 /**

@@ -95,6 +95,7 @@ export class Exchange implements AttemptListener {
     this.#balanceContext = {
       clientAddress: remoteAddr(req),
       variable: (name) => variableValue(name, this.#vars),
+      state: {},
     };
     this.#peers = ctx.group.newRequest();
     const { nextUpstreamTries } = ctx.proxy;

@@ -26,7 +26,7 @@ describe('balancing methods', () => {
   /** The server the pure balancer picks for `uri` among `upstreams`, as "ok <name>\n". */
   const expected = (balancer: Balancer, upstreams: readonly TestUpstream[], uri: string): string => {
     const peers = upstreams.map((u) => new Peer({ ...DEFAULTS.server, address: { kind: 'unix', path: u.path }, written: `unix:${u.path}` }));
-    const peer = balancer(peers, () => true, { clientAddress: '127.0.0.1', variable: (name) => (name === 'request_uri' ? uri : '') });
+    const peer = balancer(peers, () => true, { clientAddress: '127.0.0.1', variable: (name) => (name === 'request_uri' ? uri : ''), state: {} });
     return `ok ${['a', 'b', 'c'][peers.indexOf(peer!)]}\n`;
   };
 

@@ -13,7 +13,7 @@ const usable = (peer: Peer): boolean => !peer.config.down;
 
 /** A request whose $request_uri is `uri`. */
 function request(uri: string): BalanceContext {
-  return { clientAddress: '127.0.0.1', variable: (name) => (name === 'request_uri' ? uri : '') };
+  return { clientAddress: '127.0.0.1', variable: (name) => (name === 'request_uri' ? uri : ''), state: {} };
 }
 
 /** The short name ("a") of the server `balancer` picks for each URI. */
@@ -72,6 +72,31 @@ describe('hash KEY (ngx_http_upstream_get_hash_peer)', () => {
     expect(rehashed).toBeGreaterThan(5);
   });
 
+  it('a retry goes on along the walk from where the last attempt stopped (hp->hash, hp->rehash), past a server it skipped', () => {
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    const peers = names.map((name) => new Peer(server(name)));
+    let checked = 0;
+    for (let k = 0; k < 200 && checked < 5; k++) {
+      const uri = `/retry/${k}`;
+      // nginx's walk for this key, computed here.
+      let sum = 0;
+      const walk = Array.from({ length: 21 }, (_, n) => names[(sum += nginxHashStep(n === 0 ? uri : `${n}${uri}`)) % 5]!);
+      const [first, second] = [...new Set(walk)];
+      const afterSecond = walk.slice(walk.indexOf(second!) + 1).find((name) => name !== second);
+      // Only keys where the answer differs from a walk restarted from the top.
+      if (afterSecond === undefined || afterSecond === first) continue;
+      const context = request(uri);
+      const hash = makeHash(REQUEST_URI);
+      const short = (peer: Peer | undefined): string | undefined => peer?.name.slice(6);
+      // The first server of the walk is at max_conns: the attempt takes the next one.
+      expect(short(hash(peers, (p) => short(p) !== first, context))).toBe(second);
+      // The retry: second tried, first usable again; nginx's walk is past first.
+      expect(short(hash(peers, (p) => short(p) !== second, context))).toBe(afterSecond);
+      checked++;
+    }
+    expect(checked).toBe(5);
+  });
+
   it('sends a key to one server every time, and spreads keys in proportion to weight', () => {
     const peers = [new Peer(server('a')), new Peer(server('b', { weight: 2 })), new Peer(server('c', { weight: 3 }))];
     const balancer = makeHash(REQUEST_URI);
@@ -99,7 +124,7 @@ describe('hash KEY (ngx_http_upstream_get_hash_peer)', () => {
     const peers = ['a', 'b', 'c', 'd', 'e'].map((name) => new Peer(server(name)));
     const key: HeaderTemplate = ['é-', { variable: 'http_x_key' }];
     const received = Buffer.from('ü', 'utf8').toString('latin1'); // how Node hands over the header's two bytes
-    const context: BalanceContext = { clientAddress: '', variable: (name) => (name === 'http_x_key' ? received : '') };
+    const context: BalanceContext = { clientAddress: '', variable: (name) => (name === 'http_x_key' ? received : ''), state: {} };
     const bytes = Buffer.concat([Buffer.from('é-', 'utf8'), Buffer.from('ü', 'utf8')]);
     const expected = peers[((zlib.crc32(bytes) >>> 16) & 0x7fff) % 5]!;
     expect(makeHash(key)(peers, all, context)).toBe(expected);
@@ -169,6 +194,26 @@ describe('hash KEY consistent (ketama: ngx_http_upstream_get_chash_peer)', () =>
     const ring = buildRing([new Peer(config)]);
     expect(ring.map((point) => point.hash)).toEqual(expected.filter((hash, i) => i === 0 || hash !== expected[i - 1]));
     expect(new Set(ring.map((point) => point.server))).toEqual(new Set([line.split(' ')[0]]));
+  });
+
+  it('a retry goes on from the point the last attempt took (hp->hash), past a point it skipped', () => {
+    const peers = ['a', 'b', 'c', 'd', 'e'].map((name) => new Peer(server(name)));
+    const ring = buildRing(peers);
+    let checked = 0;
+    for (let k = 0; k < 200 && checked < 5; k++) {
+      const uri = `/retry/${k}`;
+      const start = ring.findIndex((point) => point.hash >= zlib.crc32(uri));
+      const along = Array.from({ length: 21 }, (_, i) => ring[((start < 0 ? 0 : start) + i) % ring.length]!.server);
+      const [first, second] = [...new Set(along)];
+      const afterSecond = along.slice(along.indexOf(second!)).find((name) => name !== second);
+      if (afterSecond === undefined || afterSecond === first) continue;
+      const context = request(uri);
+      const hash = makeConsistentHash(REQUEST_URI);
+      expect(hash(peers, (p) => p.name !== first, context)?.name).toBe(second);
+      expect(hash(peers, (p) => p.name !== second, context)?.name).toBe(afterSecond);
+      checked++;
+    }
+    expect(checked).toBe(5);
   });
 
   it('"backend" and "backend:80" are two servers on the ring, as in nginx, though they reach one address', () => {

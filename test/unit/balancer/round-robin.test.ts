@@ -5,10 +5,11 @@ import { Peer } from '../../../src/upstream/peer.js';
 import { server } from '../helpers.js';
 
 /** A request that gives the balancer nothing to go on. */
-const NO_REQUEST: BalanceContext = { clientAddress: '', variable: () => '' };
+/** A fresh request each call: the balancers keep their per-request state in it. */
+const newRequest = (): BalanceContext => ({ clientAddress: '', variable: () => '', state: {} });
 
 function sequence(peers: Peer[], count: number, eligible: (peer: Peer) => boolean = () => true): string[] {
-  return Array.from({ length: count }, () => roundRobin(peers, eligible, NO_REQUEST)?.name ?? '-');
+  return Array.from({ length: count }, () => roundRobin(peers, eligible, newRequest())?.name ?? '-');
 }
 
 describe('smooth weighted round robin (ngx_http_upstream_get_peer)', () => {
@@ -27,13 +28,13 @@ describe('smooth weighted round robin (ngx_http_upstream_get_peer)', () => {
   it('skips ineligible peers and returns undefined when none is left', () => {
     const peers = [new Peer(server('a')), new Peer(server('b'))];
     expect(sequence(peers, 3, (peer) => peer.name !== 'unix:/a')).toEqual(['unix:/b', 'unix:/b', 'unix:/b']);
-    expect(roundRobin(peers, () => false, NO_REQUEST)).toBeUndefined();
+    expect(roundRobin(peers, () => false, newRequest())).toBeUndefined();
   });
 
   it('a penalised effective weight climbs back by one per round', () => {
     const peers = [new Peer(server('a', { weight: 3 })), new Peer(server('b', { weight: 3 }))];
     peers[0]!.effectiveWeight = 0;
-    roundRobin(peers, () => true, NO_REQUEST);
+    roundRobin(peers, () => true, newRequest());
     expect(peers[0]!.effectiveWeight).toBe(1);
   });
 });

@@ -4,7 +4,7 @@ import { type HealthEvent, UpstreamGroup } from '../../../src/upstream/group.js'
 import { manualClock, server, upstream } from '../helpers.js';
 
 const pick = (candidates: Parameters<typeof roundRobin>[0], eligible: Parameters<typeof roundRobin>[1]) =>
-  roundRobin(candidates, eligible, { clientAddress: '', variable: () => '' });
+  roundRobin(candidates, eligible, { clientAddress: '', variable: () => '', state: {} });
 
 function groupOf(servers: Parameters<typeof upstream>[0]) {
   const clock = manualClock();
