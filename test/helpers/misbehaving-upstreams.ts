@@ -21,9 +21,10 @@ export type RawAnswer = (socket: net.Socket, seen: SeenRequest) => void;
 /**
  * A `net` server on `path` that reads one request per connection (head, then a
  * Content-Length body), records it, and hands the socket to `answer`. Later bytes on the
- * same connection are ignored.
+ * same connection are ignored. With `afterHead`, the socket is handed over as soon as the
+ * head is in, with whatever body came along with it.
  */
-export async function rawUpstream(path: string, answer: RawAnswer): Promise<RawUpstream> {
+export async function rawUpstream(path: string, answer: RawAnswer, { afterHead = false } = {}): Promise<RawUpstream> {
   let connections = 0;
   const requests: SeenRequest[] = [];
   const sockets = new Set<net.Socket>();
@@ -59,7 +60,7 @@ export async function rawUpstream(path: string, answer: RawAnswer): Promise<RawU
         seen = { method, url, headers, rawHeaders, body: Buffer.alloc(0) };
         requests.push(seen);
       }
-      if (buffered.length >= bodyLength) {
+      if (afterHead || buffered.length >= bodyLength) {
         answered = true;
         seen.body = buffered.subarray(0, bodyLength);
         answer(socket, seen);
