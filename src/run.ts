@@ -4,7 +4,7 @@ import { formatListen } from './config/listen.js';
 import type { Config } from './config/types.js';
 import { Exchange, type ForwardContext } from './forward/exchange.js';
 import { compileRequestRules } from './forward/headers.js';
-import { PoolRegistry } from './forward/pools.js';
+import { UpstreamConnections } from './forward/connections.js';
 import type { Logger } from './observe/logger.js';
 import { createHttpServer } from './server/http-server.js';
 import { listen } from './server/listen.js';
@@ -27,7 +27,7 @@ export interface RunningProxy {
 
 /**
  * The composition root: a resolved configuration becomes listeners, an upstream group
- * and its connection pools. Rejects with a ListenError when an address cannot be bound
+ * and its upstream connections. Rejects with a ListenError when an address cannot be bound
  * (nothing is left listening then).
  */
 export async function startProxy(config: Config, logs: ProxyLogs): Promise<RunningProxy> {
@@ -36,10 +36,10 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
     onHealthEvent: (event) =>
       errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`),
   });
-  const pools = new PoolRegistry(config.upstream, config.proxy);
+  const connections = new UpstreamConnections(config.upstream, config.proxy);
   const forward: ForwardContext = {
     group,
-    pools,
+    connections,
     proxy: config.proxy,
     requestRules: compileRequestRules(config.proxy.setHeader),
     errorLog,
@@ -59,7 +59,7 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
     }, IDLE_SWEEP_MS);
     await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     clearInterval(sweep);
-    await pools.close();
+    await connections.close();
   };
 
   try {

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Peer } from '../upstream/peer.js';
 import type { Phase } from './classify.js';
-import { dispatchAs, type SocketUser } from './upstream-sockets.js';
+import type { Connection, ConnectionUser } from './connections.js';
 
 /** What one attempt reports to the per-request loop (./exchange.ts). */
 export interface AttemptListener {
@@ -19,17 +19,20 @@ export interface AttemptRequest {
   readonly headers: string[];
   /** A Buffer goes out with the headers; a stream as the upstream takes it. */
   readonly body: Readable | Buffer | null;
-  /** Close the connection after this response (nginx's keepalive cap was reached). */
-  readonly closeConnection: boolean;
 }
 
 /**
- * One try of one request against one server, over undici's dispatch API. It tracks how
- * far it got (nginx's "while …" phase and request_sent) and holds a slot in the server's
- * active-connection count from start to settle. Callbacks after `abandon()` are dropped.
+ * One try of one request against one server, over undici's dispatch API on one
+ * connection. It tracks how far it got (nginx's "while …" phase and request_sent), holds
+ * a slot in the server's active-connection count from start to settle, and then gives the
+ * connection back (the response was read in full) or discards it. Callbacks after
+ * `abandon()` are dropped.
  */
-export class Attempt implements Dispatcher.DispatchHandler, SocketUser {
+export class Attempt implements Dispatcher.DispatchHandler, ConnectionUser {
   readonly peer: Peer;
+  readonly connection: Connection;
+  /** The connection's bytesRead before this request: nothing of the response arrived while it is unchanged. */
+  readonly bytesReadAtStart: number;
   readonly startedAt = performance.now();
   phase: Phase = 'connecting';
   /** $upstream_response_time in ms: until the whole response was read, or the failure. */
@@ -43,12 +46,17 @@ export class Attempt implements Dispatcher.DispatchHandler, SocketUser {
   #abandonReason: Error | undefined;
   #settled = false;
   #paused = false;
+  /** The app did not say `Connection: close`: the connection may carry another request. */
+  #reusable = true;
   /** The app closed the connection: from now on the response is never paused (see onUpstreamEnd). */
   #upstreamEnded = false;
 
-  constructor(peer: Peer, request: AttemptRequest, dispatcher: Dispatcher, listener: AttemptListener) {
+  constructor(peer: Peer, request: AttemptRequest, connection: Connection, listener: AttemptListener) {
     this.peer = peer;
+    this.connection = connection;
+    this.bytesReadAtStart = connection.bytesRead;
     this.#listener = listener;
+    connection.user = this;
     const { body } = request;
     this.#streamsBody = body instanceof Readable;
     peer.active++;
@@ -63,9 +71,8 @@ export class Attempt implements Dispatcher.DispatchHandler, SocketUser {
       path: request.path,
       headers: request.headers,
       body: request.body,
-      reset: request.closeConnection,
     } as Dispatcher.DispatchOptions;
-    dispatchAs(this, () => dispatcher.dispatch(options, this));
+    connection.client.dispatch(options, this);
   }
 
   /** Whether any byte of the request may have reached the upstream (nginx's request_sent). */
@@ -87,8 +94,8 @@ export class Attempt implements Dispatcher.DispatchHandler, SocketUser {
     if (this.#abandonReason !== undefined) return;
     this.#abandonReason = reason;
     this.#controller?.abort(reason);
-    // Still connecting: undici has no handle to abort yet; onRequestStart will.
-    if (this.#controller === undefined) this.#settle();
+    // Still connecting: undici has no handle to abort yet; discarding the connection ends the request.
+    if (this.#controller === undefined) this.#settle(false);
   }
 
   /** Stops reading the upstream. After the attempt settled its connection may serve another request: no-op. */
@@ -128,6 +135,7 @@ export class Attempt implements Dispatcher.DispatchHandler, SocketUser {
     if (this.#abandonReason !== undefined || status < 200) return;
     this.phase = 'reading_body';
     this.status = status;
+    this.#reusable = !/\bclose\b/i.test(String(headers.connection ?? ''));
     this.#listener.onAttemptHeaders(this, status, headers);
   }
 
@@ -136,21 +144,26 @@ export class Attempt implements Dispatcher.DispatchHandler, SocketUser {
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
-    if (!this.#settle() || this.#abandonReason !== undefined) return;
+    if (!this.#settle(this.#abandonReason === undefined) || this.#abandonReason !== undefined) return;
     this.#listener.onAttemptEnd(this, trailers);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    if (!this.#settle() || this.#abandonReason !== undefined) return;
+    if (!this.#settle(false) || this.#abandonReason !== undefined) return;
     this.#listener.onAttemptError(this, error);
   }
 
-  /** Releases the server slot once; false when it was already released. */
-  #settle(): boolean {
+  /**
+   * Releases the server slot and the connection once (`complete`: the response was read
+   * in full, so the connection may be kept); false when it was already released.
+   */
+  #settle(complete: boolean): boolean {
     if (this.#settled) return false;
     this.#settled = true;
     this.peer.active--;
     this.durationMs = performance.now() - this.startedAt;
+    if (complete) this.connection.release(this.#reusable);
+    else this.connection.discard();
     return true;
   }
 }

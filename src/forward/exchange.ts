@@ -1,7 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import type { HeaderTemplate, ProxySettings } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import { type AccessEntry, formatSeconds, seconds } from '../observe/access-log.js';
@@ -11,6 +9,7 @@ import { describeErrno } from '../server/errno.js';
 import type { RequestPeers, UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
 import { Attempt, type AttemptListener } from './attempt.js';
+import type { Connection, UpstreamConnections } from './connections.js';
 import { classifyUpstreamError, PHASE_ACTION, type UpstreamFailure } from './classify.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import {
@@ -20,18 +19,17 @@ import {
   statusCause,
   statusForCause,
 } from './next-upstream.js';
-import type { PoolRegistry } from './pools.js';
 import { readBufferedBody } from './buffered-body.js';
 import { discardRestOfBody, StreamedBody, type TooLarge, type UpstreamBody, watchSendTimeout } from './request-body.js';
+import { newRequestId } from './request-id.js';
 import { ResponseBuffer } from './response-buffer.js';
-import { lostKeepaliveRace } from './upstream-sockets.js';
 import { remoteAddr, type VariableContext, variableValue } from './variables.js';
 
 /** Everything the per-request loop needs, built once per configuration. */
 export interface ForwardContext {
   readonly group: UpstreamGroup;
   readonly balancer: Balancer;
-  readonly pools: PoolRegistry;
+  readonly connections: UpstreamConnections;
   readonly proxy: ProxySettings;
   readonly requestRules: ReadonlyMap<string, HeaderTemplate>;
   readonly errorLog: Logger;
@@ -68,7 +66,9 @@ export class Exchange implements AttemptListener {
   readonly #peers: RequestPeers;
   /** The request body for the attempts; set once read in full when request_buffering is on. */
   #body: UpstreamBody | undefined;
-  /** proxy_buffering for this response, once its headers are in. */
+  /** proxy_buffering for this response, decided from its headers. */
+  #buffersResponse = false;
+  /** What the client has not taken yet; made the first time the client falls behind. */
   #responseBuffer: ResponseBuffer | undefined;
   #triesLeft: number;
   #attempt: Attempt | undefined;
@@ -90,7 +90,7 @@ export class Exchange implements AttemptListener {
     this.#res = res;
     const clientId = req.headers['x-request-id'];
     this.#requestId =
-      typeof clientId === 'string' && CLIENT_REQUEST_ID.test(clientId) ? clientId : randomBytes(16).toString('hex');
+      typeof clientId === 'string' && CLIENT_REQUEST_ID.test(clientId) ? clientId : newRequestId();
     this.#vars = { req, requestId: this.#requestId, proxyHost: ctx.group.name };
     this.#balanceContext = {
       clientAddress: remoteAddr(req),
@@ -181,10 +181,10 @@ export class Exchange implements AttemptListener {
       return;
     }
     this.#triesLeft--;
-    this.#startAttempt(peer, this.#ctx.pools.poolFor(peer));
+    this.#startAttempt(peer, this.#ctx.connections.acquire(peer));
   }
 
-  #startAttempt(peer: Peer, dispatcher: Dispatcher): void {
+  #startAttempt(peer: Peer, connection: Connection): void {
     const body = this.#body?.open() ?? null;
     const attempt = new Attempt(
       peer,
@@ -193,9 +193,8 @@ export class Exchange implements AttemptListener {
         path: this.#req.url ?? '/',
         headers: upstreamRequestHeaders(this.#req, this.#ctx.requestRules, this.#vars, this.#body?.length),
         body,
-        closeConnection: this.#ctx.pools.shouldCloseAfter(peer),
       },
-      dispatcher,
+      connection,
       this,
     );
     this.#attempt = attempt;
@@ -232,7 +231,7 @@ export class Exchange implements AttemptListener {
       this.#next();
       return;
     }
-    const buffered = buffersResponse(this.#ctx.proxy.buffering, headers);
+    this.#buffersResponse = buffersResponse(this.#ctx.proxy.buffering, headers);
     try {
       this.#res.writeHead(status, clientResponseHeaders(headers, this.#requestId));
     } catch {
@@ -241,7 +240,6 @@ export class Exchange implements AttemptListener {
       return;
     }
     this.#status = status;
-    if (buffered) this.#responseBuffer = this.#bufferResponse(attempt);
   }
 
   #bufferResponse(attempt: Attempt): ResponseBuffer {
@@ -269,9 +267,14 @@ export class Exchange implements AttemptListener {
       this.#responseBuffer.write(chunk);
       return;
     }
-    if (!this.#res.write(chunk) && !this.#awaitingDrain) {
-      // The client reads slower than the upstream sends: stop reading the upstream. undici
-      // may still hand over what it had parsed, so wait for one 'drain' only.
+    if (this.#res.write(chunk) || this.#awaitingDrain) return;
+    // The client reads slower than the upstream sends.
+    if (this.#buffersResponse) {
+      // Hold the rest for it, so that the upstream is free sooner.
+      this.#responseBuffer = this.#bufferResponse(attempt);
+    } else {
+      // Stop reading the upstream. undici may still hand over what it had parsed, so wait
+      // for one 'drain' only.
       this.#awaitingDrain = true;
       attempt.pause();
       this.#res.once('drain', () => {
@@ -296,7 +299,11 @@ export class Exchange implements AttemptListener {
 
   onAttemptError(attempt: Attempt, error: Error): void {
     const failure = classifyUpstreamError(error, attempt.phase, attempt.peer.name);
-    if (!this.#res.headersSent && lostKeepaliveRace(error, this.#req.method ?? 'GET') && (this.#body?.replayable ?? true)) {
+    if (
+      !this.#res.headersSent &&
+      attempt.connection.lostKeepaliveRace(error, this.#req.method ?? 'GET', attempt.bytesReadAtStart) &&
+      (this.#body?.replayable ?? true)
+    ) {
       // Not the server's failure and not a try: the request goes again, on a new connection.
       this.#logError(
         'info',
@@ -304,7 +311,7 @@ export class Exchange implements AttemptListener {
         attempt.peer.name,
       );
       this.#record(attempt, '-');
-      this.#startAttempt(attempt.peer, this.#ctx.pools.freshConnection(attempt.peer));
+      this.#startAttempt(attempt.peer, this.#ctx.connections.acquire(attempt.peer, true));
       return;
     }
     this.#logUpstreamFailure(attempt.peer, failure, PHASE_ACTION[attempt.phase]);

@@ -88,10 +88,9 @@ describe('a request on a reused connection the app has just closed', () => {
     }
     expect(conns).toEqual(['1', '1', '2', '2', '3', '3']);
     // Each stale retry stayed on its server, and a failure would have taken it out for 10 s.
-    // The retry's new connection serves that one request only, so each server's pooled
-    // connection 1 is the only one closed unread; connection 3 is a new pooled one.
-    expect(await a.waitForResets(1)).toEqual([1]);
-    expect(await b.waitForResets(1)).toEqual([1]);
+    // The retry's new connection is kept for the next request, which then meets the reset.
+    expect(await a.waitForResets(2)).toEqual([1, 2]);
+    expect(await b.waitForResets(2)).toEqual([1, 2]);
     await a.waitForAnswered(3);
     await b.waitForAnswered(3);
     await settle();

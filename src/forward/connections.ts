@@ -1,0 +1,207 @@
+import type { Socket } from 'node:net';
+import { buildConnector, Client } from 'undici';
+import type { ProxySettings, SocketAddress, UpstreamConfig } from '../config/types.js';
+import type { Peer } from '../upstream/peer.js';
+
+/**
+ * undici subtracts this from a server's `Keep-Alive: timeout=N` hint. Its default (2 s)
+ * would turn Node's and the sample app's `timeout=2` hint into "never reuse".
+ */
+const KEEPALIVE_HINT_MARGIN_MS = 500;
+
+/** RFC 9110 §9.2.2. */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** What a connection tells the attempt using it. */
+export interface ConnectionUser {
+  /** The app closed the connection (FIN), maybe with the end of the response still unparsed. */
+  onUpstreamEnd(): void;
+}
+
+/**
+ * One connection to an upstream server: an undici Client carrying one request at a time.
+ * Each ends in `release` (the response was read in full) or `discard` (anything else).
+ */
+export class Connection {
+  readonly client: Client;
+  /** The attempt using it now. */
+  user: ConnectionUser | undefined;
+  /** Responses carried to the end: a connection with any is a reused one. */
+  #served = 0;
+  #socket: Socket | undefined;
+  #closed = false;
+  readonly #server: ServerConnections;
+
+  constructor(server: ServerConnections, createClient: (connection: Connection) => Client) {
+    this.#server = server;
+    this.client = createClient(this);
+    this.client.on('disconnect', () => this.#close());
+  }
+
+  /** Called by the connector with the new socket, before undici adds its own listeners. */
+  attach(socket: Socket): void {
+    this.#socket = socket;
+    socket.on('end', () => this.user?.onUpstreamEnd());
+  }
+
+  /** socket.bytesRead, to tell later whether any of a response arrived (0 before connecting). */
+  get bytesRead(): number {
+    return this.#socket?.bytesRead ?? 0;
+  }
+
+  get reused(): boolean {
+    return this.#served > 0;
+  }
+
+  /**
+   * The response ended and the connection may carry another (`reusable`: the app did not
+   * say `Connection: close`). nginx's `keepalive N` keeps at most N idle connections per
+   * server (ngx_http_upstream_free_keepalive_peer); past that, this one is closed.
+   */
+  release(reusable: boolean): void {
+    this.#served++;
+    this.user = undefined;
+    if (reusable && !this.#closed && this.#server.keep(this)) return;
+    this.#closed = true;
+    this.#server.forget(this);
+    void this.client.close();
+  }
+
+  /** The attempt failed or was abandoned: the connection is never used again. */
+  discard(): void {
+    this.user = undefined;
+    this.#close();
+  }
+
+  /**
+   * The keep-alive race (README, "Keep-alive to the app"): the app closed an idle
+   * connection as the proxy wrote the next request into it. It applies to a reused
+   * connection that failed before any byte of the response. ECONNRESET (closed with our
+   * request unread) and EPIPE (written into a closed socket) mean the app never read the
+   * request, so any method can go again; undici's "other side closed" (a FIN) looks the
+   * same as an app that read the request and died, so, as Go's net/http does, only an
+   * idempotent one.
+   */
+  lostKeepaliveRace(error: Error, method: string, bytesReadAtStart: number): boolean {
+    if (!this.reused || this.bytesRead !== bytesReadAtStart) return false;
+    const { code } = error as NodeJS.ErrnoException;
+    return code === 'ECONNRESET' || code === 'EPIPE' || (code === 'UND_ERR_SOCKET' && IDEMPOTENT_METHODS.has(method));
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#server.forget(this);
+    // destroy(), not close(): after an aborted request, undici 7 would otherwise open a
+    // connection for nothing (nodejs/undici#5845).
+    this.client.destroy().catch(() => {
+      // Already destroyed.
+    });
+  }
+}
+
+/** One server's connections: the idle ones, most recently used last, and all of them. */
+class ServerConnections {
+  readonly idle: Connection[] = [];
+  readonly all = new Set<Connection>();
+  readonly #keepalive: number;
+  /** Opens a socket to the server (undici's connector, built once per server). */
+  readonly connect: buildConnector.connector;
+  readonly origin: string;
+
+  constructor(keepalive: number, address: SocketAddress, connectTimeoutMs: number) {
+    this.#keepalive = keepalive;
+    this.connect = buildConnector({
+      timeout: connectTimeoutMs,
+      ...(address.kind === 'unix' ? { socketPath: address.path } : {}),
+    });
+    this.origin =
+      address.kind === 'unix'
+        ? 'http://localhost'
+        : `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+  }
+
+  keep(connection: Connection): boolean {
+    if (this.idle.length >= this.#keepalive) return false;
+    this.idle.push(connection);
+    return true;
+  }
+
+  forget(connection: Connection): void {
+    this.all.delete(connection);
+    const index = this.idle.indexOf(connection);
+    if (index !== -1) this.idle.splice(index, 1);
+  }
+}
+
+/**
+ * The connections to every upstream server. An idle connection is reused most recently
+ * used first, as nginx's keepalive cache does; a new one is opened only when none is idle.
+ * (undici's Pool hands a request to the first client in its list that is not busy,
+ * connected or not, which reconnects a client whose connection was closed while other
+ * connections sit idle.) Everything that talks to an upstream goes through here.
+ */
+export class UpstreamConnections {
+  readonly #servers = new Map<Peer, ServerConnections>();
+  readonly #upstream: UpstreamConfig;
+  readonly #proxy: ProxySettings;
+
+  constructor(upstream: UpstreamConfig, proxy: ProxySettings) {
+    this.#upstream = upstream;
+    this.#proxy = proxy;
+  }
+
+  /**
+   * A connection for one request to `peer`: the most recently used idle one, or a new one.
+   * `fresh` forces a new one, for a request that lost the keep-alive race.
+   */
+  acquire(peer: Peer, fresh = false): Connection {
+    const server = this.#server(peer);
+    const idle = fresh ? undefined : server.idle.pop();
+    if (idle !== undefined) return idle;
+    const connection = new Connection(server, (owner) => this.#client(server, owner));
+    server.all.add(connection);
+    return connection;
+  }
+
+  async close(): Promise<void> {
+    const clients = [...this.#servers.values()].flatMap((server) => [...server.all].map((connection) => connection.client));
+    await Promise.all(clients.map((client) => client.close()));
+    this.#servers.clear();
+  }
+
+  #server(peer: Peer): ServerConnections {
+    let server = this.#servers.get(peer);
+    if (server === undefined) {
+      server = new ServerConnections(this.#upstream.keepalive, peer.config.address, this.#proxy.connectTimeoutMs);
+      this.#servers.set(peer, server);
+    }
+    return server;
+  }
+
+  #client(server: ServerConnections, connection: Connection): Client {
+    const { keepalive, keepaliveRequests } = this.#upstream;
+    return new Client(server.origin, {
+      connect: (options, callback) => {
+        server.connect(options, (...result) => {
+          if (result[0] === null) connection.attach(result[1] as Socket);
+          callback(...result);
+        });
+      },
+      // undici's pipelining 0 means "no keep-alive": nginx's `keepalive 0`, or one request per connection.
+      pipelining: keepalive === 0 || keepaliveRequests === 1 ? 0 : 1,
+      // keepalive_timeout, also as the ceiling on the app's own Keep-Alive hint.
+      keepAliveTimeout: this.#upstream.keepaliveTimeoutMs,
+      keepAliveMaxTimeout: this.#upstream.keepaliveTimeoutMs,
+      keepAliveTimeoutThreshold: KEEPALIVE_HINT_MARGIN_MS,
+      // undici closes a connection on the request after the limit (its counter is checked
+      // before it is incremented), so N - 1 makes N requests per connection, as nginx's.
+      maxRequestsPerClient: keepaliveRequests - 1,
+      // proxy_buffer_size: a larger header block is "upstream sent too big header" (invalid_header).
+      maxHeaderSize: this.#proxy.bufferSizeBytes,
+      // proxy_read_timeout: the time between two reads, before and after the headers.
+      headersTimeout: this.#proxy.readTimeoutMs,
+      bodyTimeout: this.#proxy.readTimeoutMs,
+    });
+  }
+}
