@@ -61,7 +61,8 @@ export class Connection {
   release(reusable: boolean): void {
     this.#served++;
     this.user = undefined;
-    if (reusable && !this.#closed && this.#server.keep(this)) return;
+    // At keepalive_requests undici closes the socket itself, just after this returns.
+    if (reusable && !this.#closed && this.#served < this.#server.maxRequests && this.#server.keep(this)) return;
     this.#closed = true;
     this.#server.forget(this);
     void this.client.close();
@@ -105,12 +106,15 @@ class ServerConnections {
   readonly idle: Connection[] = [];
   readonly all = new Set<Connection>();
   readonly #keepalive: number;
+  /** keepalive_requests: responses one connection carries at most. */
+  readonly maxRequests: number;
   /** Opens a socket to the server (undici's connector, built once per server). */
   readonly connect: buildConnector.connector;
   readonly origin: string;
 
-  constructor(keepalive: number, address: SocketAddress, connectTimeoutMs: number) {
-    this.#keepalive = keepalive;
+  constructor(upstream: UpstreamConfig, address: SocketAddress, connectTimeoutMs: number) {
+    this.#keepalive = upstream.keepalive;
+    this.maxRequests = upstream.keepaliveRequests;
     this.connect = buildConnector({
       timeout: connectTimeoutMs,
       ...(address.kind === 'unix' ? { socketPath: address.path } : {}),
@@ -173,7 +177,7 @@ export class UpstreamConnections {
   #server(peer: Peer): ServerConnections {
     let server = this.#servers.get(peer);
     if (server === undefined) {
-      server = new ServerConnections(this.#upstream.keepalive, peer.config.address, this.#proxy.connectTimeoutMs);
+      server = new ServerConnections(this.#upstream, peer.config.address, this.#proxy.connectTimeoutMs);
       this.#servers.set(peer, server);
     }
     return server;
