@@ -34,8 +34,6 @@ export function readBufferedBody(req: IncomingMessage, limits: BufferingLimits):
     const chunks: Buffer[] = [];
     let received = 0;
     let file: TempFile | undefined;
-    /** The temp-file writes, in order; the client is paused while one is in flight. */
-    let writes = Promise.resolve();
     let settled = false;
 
     const settle = (result: BodyReadResult): void => {
@@ -62,20 +60,18 @@ export function readBufferedBody(req: IncomingMessage, limits: BufferingLimits):
         chunks.push(chunk);
         return;
       }
-      req.pause();
-      writes = writes
-        .then(async () => {
-          if (file === undefined) {
-            file = await TempFile.create(limits.tempPath);
-            for (const held of chunks.splice(0)) await file.append(held);
-          }
-          await file.append(chunk);
-          if (!settled) req.resume();
-        })
-        .catch((error: NodeJS.ErrnoException) => settle({ kind: 'temp_file_failed', error }));
+      try {
+        if (file === undefined) {
+          file = TempFile.create(limits.tempPath);
+          for (const held of chunks.splice(0)) file.append(held);
+        }
+        file.append(chunk);
+      } catch (error) {
+        settle({ kind: 'temp_file_failed', error: error as NodeJS.ErrnoException });
+      }
     };
     const onEnd = (): void => {
-      void writes.then(() => settle({ kind: 'complete', body: new BufferedBody(received, chunks, file) }));
+      settle({ kind: 'complete', body: new BufferedBody(received, chunks, file) });
     };
     const onClose = (): void => {
       if (!req.complete) settle({ kind: 'client_closed' });
@@ -100,14 +96,14 @@ function readFromFile(file: TempFile, length: number): Readable {
         stream.push(null);
         return;
       }
-      file
-        .read(position, Math.min(FILE_CHUNK_BYTES, length - position))
-        .then((chunk) => {
-          if (chunk.length === 0) throw new Error(`temp file ${file.path} ended at ${position} of ${length} bytes`);
-          position += chunk.length;
-          stream.push(chunk);
-        })
-        .catch((error: Error) => stream.destroy(error));
+      try {
+        const chunk = file.read(position, Math.min(FILE_CHUNK_BYTES, length - position));
+        if (chunk.length === 0) throw new Error(`temp file ${file.path} ended at ${position} of ${length} bytes`);
+        position += chunk.length;
+        stream.push(chunk);
+      } catch (error) {
+        stream.destroy(error as Error);
+      }
     },
   });
   return stream;

@@ -22,12 +22,6 @@ export interface ResponseBufferEvents {
 
 /** The most read back from the temp file at a time. */
 const FILE_CHUNK_BYTES = 64 * 1024;
-/**
- * Bytes on their way to the temp file at most: past this the upstream waits for the
- * disk (nginx writes the file synchronously), so a disk slower than the upstream does
- * not turn into memory.
- */
-const WRITE_BACKLOG_BYTES = 1024 * 1024;
 
 /**
  * proxy_buffering on: the upstream's response is read as fast as the upstream sends it,
@@ -46,13 +40,8 @@ export class ResponseBuffer {
   readonly #memory: Buffer[] = [];
   #memoryBytes = 0;
   #file: TempFile | undefined;
-  /** Temp-file writes, in order. */
-  #writes: Promise<void> = Promise.resolve();
-  /** File offsets: next byte to read back; bytes written; bytes written or in flight. */
+  /** The next byte of the file to hand to the client; the file's size is the end of what it holds. */
   #fileRead = 0;
-  #fileWritten = 0;
-  #fileQueued = 0;
-  #reading = false;
   #upstreamPaused = false;
   #ended = false;
   #trailers: OutgoingHttpHeaders | undefined;
@@ -72,11 +61,11 @@ export class ResponseBuffer {
       this.#res.write(chunk);
       return;
     }
-    if (this.#fileQueued === this.#fileRead && (this.#limits.fileBytes === 0 || this.#memoryFree >= chunk.length)) {
+    if (this.#fileUnread === 0 && (this.#limits.fileBytes === 0 || this.#memoryFree >= chunk.length)) {
       this.#memory.push(chunk);
       this.#memoryBytes += chunk.length;
-    } else {
-      this.#appendToFile(chunk);
+    } else if (!this.#appendToFile(chunk)) {
+      return;
     }
     if (!this.#upstreamPaused && this.#full) {
       this.#upstreamPaused = true;
@@ -99,62 +88,57 @@ export class ResponseBuffer {
     this.#file?.close();
   }
 
+  get #fileUnread(): number {
+    return (this.#file?.size ?? 0) - this.#fileRead;
+  }
+
   get #empty(): boolean {
-    return this.#memoryBytes === 0 && this.#fileQueued === this.#fileRead;
+    return this.#memoryBytes === 0 && this.#fileUnread === 0;
   }
 
   get #memoryFree(): number {
     return this.#limits.memoryBytes - this.#memoryBytes;
   }
 
-  get #fileFree(): number {
-    return this.#limits.fileBytes - (this.#fileQueued - this.#fileRead);
-  }
-
-  /** Without a temp file, memory is the limit; with one, the file is (memory fills first), and the disk's pace. */
+  /** Without a temp file, memory is the limit; with one, the file is (memory fills first). */
   get #full(): boolean {
     if (this.#limits.fileBytes === 0) return this.#memoryFree <= 0;
-    return this.#fileFree <= 0 || this.#fileQueued - this.#fileWritten > WRITE_BACKLOG_BYTES;
+    return this.#fileUnread >= this.#limits.fileBytes;
   }
 
-  #appendToFile(chunk: Buffer): void {
-    this.#fileQueued += chunk.length;
-    this.#writes = this.#writes
-      .then(async () => {
-        if (this.#file === undefined) {
-          this.#file = await TempFile.create(this.#limits.tempPath);
-          this.#events.spilled(this.#file.path);
-        }
-        if (this.#disposed) return;
-        await this.#file.append(chunk);
-        this.#fileWritten += chunk.length;
-        this.#pump();
-      })
-      .catch((error: NodeJS.ErrnoException) => {
-        if (!this.#disposed) this.#events.tempFileFailed(error);
-      });
+  /** False when the temp file failed (the events were told). */
+  #appendToFile(chunk: Buffer): boolean {
+    try {
+      if (this.#file === undefined) {
+        this.#file = TempFile.create(this.#limits.tempPath);
+        this.#events.spilled(this.#file.path);
+      }
+      this.#file.append(chunk);
+      return true;
+    } catch (error) {
+      this.#fail(error as NodeJS.ErrnoException);
+      return false;
+    }
   }
 
   /** Hands the client what it can take: memory first, then the file, then the end. */
   readonly #pump = (): void => {
-    if (this.#disposed || this.#reading) return;
+    if (this.#disposed) return;
     while (!this.#res.writableNeedDrain) {
       const chunk = this.#memory.shift();
       if (chunk !== undefined) {
         this.#memoryBytes -= chunk.length;
         this.#res.write(chunk);
-        continue;
+      } else if (this.#fileUnread > 0) {
+        if (!this.#readBack()) return;
+      } else {
+        break;
       }
-      if (this.#fileRead < this.#fileWritten) {
-        this.#readBack();
-        return;
-      }
-      break;
     }
-    if (this.#file !== undefined && this.#fileRead === this.#fileQueued && this.#fileRead > 0) {
-      // Everything written was read back and nothing is in flight: reuse the file from the start.
+    if (this.#file !== undefined && this.#fileUnread === 0 && this.#fileRead > 0) {
+      // Everything written was read back: reuse the file from the start.
       this.#file.rewind();
-      this.#fileRead = this.#fileWritten = this.#fileQueued = 0;
+      this.#fileRead = 0;
     }
     if (this.#upstreamPaused && !this.#full) {
       this.#upstreamPaused = false;
@@ -168,21 +152,21 @@ export class ResponseBuffer {
     }
   };
 
-  #readBack(): void {
-    const file = this.#file!;
-    this.#reading = true;
-    file
-      .read(this.#fileRead, Math.min(FILE_CHUNK_BYTES, this.#fileWritten - this.#fileRead))
-      .then((chunk) => {
-        this.#reading = false;
-        if (this.#disposed) return;
-        this.#fileRead += chunk.length;
-        this.#res.write(chunk);
-        this.#pump();
-      })
-      .catch((error: NodeJS.ErrnoException) => {
-        this.#reading = false;
-        if (!this.#disposed) this.#events.tempFileFailed(error);
-      });
+  /** Hands the client the next piece of the file; false when the file failed. */
+  #readBack(): boolean {
+    try {
+      const chunk = this.#file!.read(this.#fileRead, Math.min(FILE_CHUNK_BYTES, this.#fileUnread));
+      if (chunk.length === 0) throw new Error(`temp file ${this.#file!.path} ended before ${this.#file!.size} bytes`);
+      this.#fileRead += chunk.length;
+      this.#res.write(chunk);
+      return true;
+    } catch (error) {
+      this.#fail(error as NodeJS.ErrnoException);
+      return false;
+    }
+  }
+
+  #fail(error: NodeJS.ErrnoException): void {
+    if (!this.#disposed) this.#events.tempFileFailed(error);
   }
 }

@@ -153,10 +153,8 @@ describe('response buffering', () => {
   });
 
   it('an app that closes after each response (Gunicorn sync), buffering off, slow client: each response ends whole', async () => {
-    // undici 7 asserts, and the process dies, when the app's FIN comes while the proxy has
-    // its parser paused (nodejs/undici#5360); Attempt.onUpstreamEnd prevents it. The
-    // buffered cases above hit it in most runs without that fix (the pause there comes from
-    // the disk); this is the same kind of app behind the unbuffered path.
+    // Each response says Connection: close, so its connection must not go back to the idle
+    // set. (The FIN arriving while the response is held back is attempt-upstream-close.test.ts.)
     // More than the loopback socket buffers hold, so that the client holds the proxy back.
     const body = Buffer.alloc(16 * MiB, 'g');
     const app = fx.track(
