@@ -5,6 +5,7 @@
  *   npm run bench                      the full run (about 5 minutes)
  *   npm run bench -- --smoke           every row for a second, fails on any error (CI)
  *   npm run bench -- --only get-13,post-64k --reps 5 --seconds 5 --warmup 3
+ *   npm run bench -- --floor          add a minimal node:http + undici pass-through row
  *   npm run bench -- --keep           keep the work directory (configs, error logs)
  *
  * Markdown table and targets on stdout, progress on stderr, JSON in
@@ -23,8 +24,10 @@ import {
   httpProxy,
   nginx,
   nginxVersion,
+  nodeFloor,
   type Running,
   sockproxyAccessLog,
+  sockproxyKeepalive64,
   sockproxyNoRequestBuffering,
   sockproxyTcp,
   sockproxyUnix,
@@ -48,6 +51,12 @@ interface Scenario extends ScenarioInfo {
   readonly path: string;
   readonly bodyBytes: number;
   readonly connections: number;
+  /**
+   * Load before the measured runs, per contender. Node needs it: under the POST load a
+   * fresh process (the upstream too) takes some 6-10 s to settle, its CPU per request
+   * falling by half, as V8's heap and external-memory limits grow.
+   */
+  readonly warmupSeconds: number;
   readonly contenders: readonly Contender[];
 }
 
@@ -59,6 +68,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string' },
     warmup: { type: 'string' },
     out: { type: 'string' },
+    floor: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -66,15 +76,41 @@ const { values: args } = parseArgs({
 const smoke = args.smoke!;
 const reps = Number(args.reps ?? (smoke ? 1 : 3));
 const seconds = Number(args.seconds ?? (smoke ? 1 : 3));
-const warmupSeconds = Number(args.warmup ?? (smoke ? 0 : 2));
+const warmupFor = (scenario: Scenario): number => Number(args.warmup ?? (smoke ? 0 : scenario.warmupSeconds));
 const outFile = args.out ?? join(ROOT, 'test/bench/results', smoke ? 'smoke.json' : 'latest.json');
 
 const nginxBinary = findNginx();
 const nginxContender = nginx(nginxBinary);
-const common = [direct, sockproxyUnix, sockproxyTcp, sockproxyAccessLog, httpProxy, nginxContender];
+const common = [
+  direct,
+  sockproxyUnix,
+  sockproxyTcp,
+  sockproxyAccessLog,
+  httpProxy,
+  nginxContender,
+  ...(args.floor ? [nodeFloor] : []),
+];
 const ALL_SCENARIOS: readonly Scenario[] = [
-  { id: 'get-13', title: 'GET 13 B', method: 'GET', path: '/', bodyBytes: 0, connections: 50, contenders: common },
-  { id: 'get-16k', title: 'GET 16 KiB', method: 'GET', path: '/16k', bodyBytes: 0, connections: 50, contenders: common },
+  {
+    id: 'get-13',
+    title: 'GET 13 B',
+    method: 'GET',
+    path: '/',
+    bodyBytes: 0,
+    connections: 50,
+    warmupSeconds: 3,
+    contenders: [...common, sockproxyKeepalive64],
+  },
+  {
+    id: 'get-16k',
+    title: 'GET 16 KiB',
+    method: 'GET',
+    path: '/16k',
+    bodyBytes: 0,
+    connections: 50,
+    warmupSeconds: 3,
+    contenders: common,
+  },
   {
     id: 'post-64k',
     title: 'POST 64 KiB',
@@ -82,6 +118,7 @@ const ALL_SCENARIOS: readonly Scenario[] = [
     path: '/echo',
     bodyBytes: 64 * 1024,
     connections: 50,
+    warmupSeconds: 6,
     contenders: [...common, sockproxyNoRequestBuffering],
   },
   {
@@ -91,6 +128,8 @@ const ALL_SCENARIOS: readonly Scenario[] = [
     path: '/',
     bodyBytes: 0,
     connections: 1000,
+    // What counts here is the peak RSS and the errors, not the speed.
+    warmupSeconds: 2,
     contenders: [sockproxyUnix, httpProxy, nginxContender],
   },
 ];
@@ -211,10 +250,11 @@ async function runScenario(
     }
     const healthy = (): { row: Row; running: Running }[] => live.filter((l) => l.row.error === undefined);
 
-    if (warmupSeconds > 0) {
+    const warmup = warmupFor(scenario);
+    if (warmup > 0) {
       for (const { row, running } of healthy()) {
         try {
-          await load.run(specFor(scenario, running.port, warmupSeconds));
+          await load.run(specFor(scenario, running.port, warmup));
         } catch (err) {
           row.error = `warm-up: ${(err as Error).message}`;
         }
@@ -286,10 +326,10 @@ async function main(): Promise<number> {
     mode: smoke ? 'smoke' : 'full',
     reps,
     seconds,
-    warmupSeconds,
-    connections: 'per scenario',
+    warmupSeconds: Object.fromEntries(scenarios.map((s) => [s.id, warmupFor(s)])),
+    connections: Object.fromEntries(scenarios.map((s) => [s.id, s.connections])),
   };
-  log(`sockproxy bench (${settings.mode}): ${reps} × ${seconds} s per row after ${warmupSeconds} s warm-up; ${machine.loadGenerator}; ${machine.pinning}`);
+  log(`sockproxy bench (${settings.mode}): ${reps} × ${seconds} s per row after a warm-up; ${machine.loadGenerator}; ${machine.pinning}`);
   if (nginxBinary === undefined) log('nginx is not installed: its rows are skipped (apt-get install nginx-light adds it)');
 
   const rows: Row[] = [];
@@ -312,7 +352,7 @@ async function main(): Promise<number> {
     (smoke ? '\nSmoke mode: each row ran once, cold, for a second; it checks that every row works, the figures are not measurements.\n' : '') +
       `\n${table}\n\n` +
       `${machine.nproc} × ${machine.cpu}, Node ${machine.node}, ${machine.nginx}, ${machine.loadGenerator}; ${machine.pinning}. ` +
-      `Medians of ${reps} interleaved runs of ${seconds} s after ${warmupSeconds} s warm-up; 50 keep-alive connections unless stated. ` +
+      `Medians of ${reps} interleaved runs of ${seconds} s after a warm-up (${scenarios.map((s) => `${s.id} ${warmupFor(s)} s`).join(', ')}); 50 keep-alive connections unless stated. ` +
       `CPU µs/req: the contender process's utime+stime per response (for "upstream direct", the upstream's own). ` +
       `Other load: busy time on the server CPU spent by neither the contender nor the upstream (other processes on a shared machine), % of the run.\n\n` +
       `${targetTable}\n\n`,

@@ -1,7 +1,12 @@
 /**
  * `npm run bench:profile`: sockproxy (default settings, access log off) under the bench's
  * loads, each scenario in a fresh process run with `node --cpu-prof`, and the top
- * self-time functions of each. For whoever optimises the hot path.
+ * self-time functions of each. For whoever optimises the hot path. The proxy runs alone
+ * on CPU 0, the upstream and the load generator on CPU 1.
+ *
+ * Caveat when reading it: libuv's threadpool (fs.promises: temp files) runs on the same
+ * core, and its work shows up as self time of the native call that woke it (open, close,
+ * write, read), because the sampled main thread is preempted right there.
  *
  *   npm run bench:profile [-- --seconds 10 --only get-13]
  *
@@ -48,7 +53,10 @@ async function main(): Promise<void> {
       log(`${scenario.title}: profiling sockproxy for ${args.seconds} s after ${args.warmup} s warm-up`);
       const profDir = join(workDir, scenario.id);
       const socketPath = join(workDir, 'app.sock');
-      const upstream = await startUpstream(socketPath, pinning.server);
+      // Unlike the bench, the proxy gets a core to itself (the upstream shares the load
+      // generator's): V8 samples the main thread by wall clock, so time the proxy spent
+      // preempted by a process on its core would be charged to whatever it was running.
+      const upstream = await startUpstream(socketPath, pinning.load);
       const contender = sockproxy('sockproxy', 'sockproxy → unix', () => ({
         nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
         ...(args.yaml === undefined ? {} : { yaml: args.yaml }),

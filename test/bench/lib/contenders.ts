@@ -7,6 +7,8 @@
  *   sockproxy → TCP        the same, to the upstream's TCP port
  *   sockproxy, access log  the first, with its access log on, to a file
  *   sockproxy, no req. buf the first with `proxy: {request_buffering: off}` (POST only)
+ *   sockproxy, keepalive 64 the first with `upstream: {keepalive: 64}` (13-byte GET only):
+ *                          no upstream connection churn at 50 clients
  *   http-proxy             http-proxy 1.18 with a keep-alive agent, to the Unix socket
  *   nginx                  nginx to the Unix socket, HTTP/1.1 and `keepalive 32`,
  *                          configured as sockproxy's defaults are (see nginxConfig)
@@ -86,6 +88,8 @@ async function startProcess(
 export interface SockproxyOptions {
   /** The server line; default the upstream's Unix socket. */
   readonly upstream?: string;
+  /** More keys of `upstream:`, e.g. "keepalive: 64". */
+  readonly upstreamKeys?: readonly string[];
   /** YAML after `upstream:` (default: the access log off). */
   readonly yaml?: string;
   /** Node flags, e.g. --cpu-prof. */
@@ -108,6 +112,7 @@ export function sockproxy(id: string, label: string, extra: (env: Environment) =
           'upstream:',
           '  servers:',
           `    - ${server}`,
+          ...(options.upstreamKeys ?? []).map((line) => `  ${line}`),
           options.yaml ?? 'log:\n  access: "off"',
           '',
         ].join('\n'),
@@ -145,6 +150,15 @@ export const sockproxyNoRequestBuffering = sockproxy(
   () => ({ yaml: 'proxy:\n  request_buffering: off\nlog:\n  access: "off"' }),
 );
 
+/**
+ * Not a default: with 50 clients and `keepalive 32`, a third or more of the requests open
+ * a new upstream connection (sockproxy decides to close one when it is dispatched with 32
+ * already active). This row shows what the proxy costs without that churn.
+ */
+export const sockproxyKeepalive64 = sockproxy('sockproxy-ka64', 'sockproxy → unix, keepalive 64', () => ({
+  upstreamKeys: ['keepalive: 64'],
+}));
+
 export const httpProxy: Contender = {
   id: 'http-proxy',
   label: 'http-proxy → unix',
@@ -152,6 +166,17 @@ export const httpProxy: Contender = {
     const port = await freePort();
     const script = join(ROOT, 'dist-bench/http-proxy-server.js');
     return startProcess(env, 'http-proxy', process.execPath, [script, String(port), env.socketPath], port);
+  },
+};
+
+/** Only with --floor: the least a Node proxy can do per request (test/bench/floor-proxy.ts). */
+export const nodeFloor: Contender = {
+  id: 'node-floor',
+  label: 'minimal node:http + undici (floor, not a proxy)',
+  async start(env) {
+    const port = await freePort();
+    const script = join(ROOT, 'dist-bench/floor-proxy.js');
+    return startProcess(env, 'node-floor', process.execPath, [script, String(port), env.socketPath], port);
   },
 };
 

@@ -43,9 +43,10 @@ export function peakRssBytes(pid: number): number | undefined {
 }
 
 /**
- * Busy time of one CPU so far (all but idle and iowait, from /proc/stat), in microseconds.
- * With the servers pinned to that CPU, busy time not spent by them is someone else's:
- * the measure of how much a run was disturbed on a shared machine.
+ * Time one CPU spent running processes so far (user, nice, system, and steal by the
+ * hypervisor; from /proc/stat), in microseconds. Interrupt and softirq time are left out:
+ * on loopback they are the benchmark's own packets. With the servers pinned to that CPU,
+ * the rest is someone else's: how much a run was disturbed on a shared machine.
  */
 export function cpuBusyMicros(cpu: string): number {
   const line = readFileSync('/proc/stat', 'utf8')
@@ -53,7 +54,7 @@ export function cpuBusyMicros(cpu: string): number {
     .find((l) => l.startsWith(`cpu${cpu} `));
   if (line === undefined) return NaN;
   // user nice system idle iowait irq softirq steal
-  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-  const busy = user! + nice! + system! + irq! + softirq! + steal!;
+  const [user, nice, system, , , , , steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = user! + nice! + system! + steal!;
   return (busy * 1e6) / clockTicks();
 }
