@@ -5,6 +5,7 @@
  *   npm run bench                      the full run (about 5 minutes)
  *   npm run bench -- --smoke           every row for a second, fails on any error (CI)
  *   npm run bench -- --only get-13,post-64k --reps 5 --seconds 5 --warmup 3
+ *   npm run bench -- --load autocannon  use autocannon even where wrk is installed
  *   npm run bench -- --floor          add a minimal node:http + undici pass-through row
  *   npm run bench -- --keep           keep the work directory (configs, error logs)
  *
@@ -69,6 +70,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string' },
     out: { type: 'string' },
     floor: { type: 'boolean', default: false },
+    load: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -309,13 +311,13 @@ async function main(): Promise<number> {
   }
   const pinning = detectPinning();
   const workDir = mkdtempSync(join(os.tmpdir(), 'sockproxy-bench-'));
-  const load = loadGenerator(pinning.load, workDir);
+  const load = loadGenerator(pinning.load, workDir, args.load);
   const machine = {
     nproc: os.availableParallelism(),
     cpu: cpuModel(),
     node: process.version,
     nginx: nginxVersion(nginxBinary) ?? 'not installed',
-    loadGenerator: load.name === 'wrk' ? ((await wrkVersion()) ?? 'wrk') : 'autocannon (wrk not installed)',
+    loadGenerator: load.name === 'wrk' ? ((await wrkVersion())?.split(' [')[0] ?? 'wrk') : 'autocannon',
     kernel: `${os.type()} ${os.release()}`,
     pinning:
       pinning.server === undefined

@@ -146,10 +146,11 @@ export function autocannonGenerator(cpus: string | undefined, workDir: string): 
   };
 }
 
-/** wrk if installed, else autocannon. */
-export function loadGenerator(cpus: string | undefined, workDir: string): LoadGenerator {
+/** wrk if installed, else autocannon; `prefer` forces one. */
+export function loadGenerator(cpus: string | undefined, workDir: string, prefer?: string): LoadGenerator {
   const wrk = which('wrk');
-  return wrk === undefined ? autocannonGenerator(cpus, workDir) : wrkGenerator(wrk, cpus, workDir);
+  if (prefer === 'wrk' && wrk === undefined) throw new Error('wrk is not installed (apt-get install wrk)');
+  return wrk === undefined || prefer === 'autocannon' ? autocannonGenerator(cpus, workDir) : wrkGenerator(wrk, cpus, workDir);
 }
 
 /** `wrk -v` prints its version on the first line (and exits 1). */
