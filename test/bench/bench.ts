@@ -59,8 +59,9 @@ interface Scenario extends ScenarioInfo {
    * by every contender's warm-up.)
    */
   readonly warmupSeconds: number;
-  /** Measured rounds and their length, if not the defaults. */
+  /** Measured rounds, rounds discarded before them, and their length, if not the defaults. */
   readonly reps?: number;
+  readonly discard?: number;
   readonly seconds?: number;
   readonly contenders: readonly Contender[];
 }
@@ -83,10 +84,15 @@ const smoke = args.smoke!;
 /**
  * Many short rounds rather than a few long ones: this VM's CPU slows down now and then for
  * a few seconds, for every process at once (nginx's CPU per request grows by half with
- * it); with eight 1-second rounds per row, interleaved, such a spell touches a few rounds
+ * it); with six 1-second rounds per row, interleaved, such a spell touches a few rounds
  * of every contender instead of a whole row, and the median passes over it.
  */
-const repsFor = (scenario: Scenario): number => Number(args.reps ?? (smoke ? 1 : (scenario.reps ?? 8)));
+const repsFor = (scenario: Scenario): number => Number(args.reps ?? (smoke ? 1 : (scenario.reps ?? 6)));
+/**
+ * Rounds run and not counted, after the warm-up: a contender idles while the others warm
+ * up, and its first two rounds after that were still 30-150% slower than the rest.
+ */
+const discardFor = (scenario: Scenario): number => (smoke || args.warmup === '0' ? 0 : (scenario.discard ?? 2));
 const secondsFor = (scenario: Scenario): number => Number(args.seconds ?? (smoke ? 1 : (scenario.seconds ?? 1)));
 const warmupFor = (scenario: Scenario): number => Number(args.warmup ?? (smoke ? 0 : scenario.warmupSeconds));
 const outFile = args.out ?? join(ROOT, 'test/bench/results', smoke ? 'smoke.json' : 'latest.json');
@@ -144,6 +150,7 @@ const ALL_SCENARIOS: readonly Scenario[] = [
     warmupSeconds: 1,
     // Rounds long enough that opening 1,000 connections is a small part of each.
     reps: 3,
+    discard: 0,
     seconds: 2,
     contenders: [sockproxyUnix, httpProxy, nginxContender],
   },
@@ -276,19 +283,22 @@ async function runScenario(
       }
     }
     const reps = repsFor(scenario);
-    for (let rep = 0; rep < reps; rep++) {
+    const discard = discardFor(scenario);
+    for (let rep = -discard; rep < reps; rep++) {
       // Interleaved, and rotated so that no contender always runs first or last.
       const order = healthy();
-      const rotated = [...order.slice(rep % Math.max(1, order.length)), ...order.slice(0, rep % Math.max(1, order.length))];
+      const shift = (rep + discard) % Math.max(1, order.length);
+      const rotated = [...order.slice(shift), ...order.slice(0, shift)];
       for (const { row, running } of rotated) {
         try {
           const result = await measure(load, upstream, running, scenario, serverCpus);
-          row.reps.push(result);
+          // The first rounds only finish the warm-up (see discardFor).
+          if (rep >= 0) row.reps.push(result);
           if (!running.alive()) throw new Error('the process exited during the run');
           if (result.requests === 0) throw new Error('no response completed');
           if (result.errors > 0) throw new Error(`${result.errors} errors (${result.errorDetail})`);
           log(
-            `  ${scenario.id} rep ${rep + 1}/${reps} ${row.contender.padEnd(16)} ${Math.round(result.rps).toString().padStart(6)} req/s  p99 ${result.p99Ms.toFixed(2)} ms  CPU ${result.cpuUsPerRequest.toFixed(1)} µs/req`,
+            `  ${scenario.id} ${rep < 0 ? 'warm-up round' : `round ${rep + 1}/${reps}`} ${row.contender.padEnd(16)} ${Math.round(result.rps).toString().padStart(6)} req/s  p99 ${result.p99Ms.toFixed(2)} ms  CPU ${result.cpuUsPerRequest.toFixed(1)} µs/req`,
           );
         } catch (err) {
           row.error = `${(err as Error).message}${running.alive() ? '' : `\n${running.logTail()}`}`;
@@ -341,6 +351,7 @@ async function main(): Promise<number> {
   const settings = {
     mode: smoke ? 'smoke' : 'full',
     reps: Object.fromEntries(scenarios.map((s) => [s.id, repsFor(s)])),
+    discardedRounds: Object.fromEntries(scenarios.map((s) => [s.id, discardFor(s)])),
     seconds: Object.fromEntries(scenarios.map((s) => [s.id, secondsFor(s)])),
     warmupSeconds: Object.fromEntries(scenarios.map((s) => [s.id, warmupFor(s)])),
     connections: Object.fromEntries(scenarios.map((s) => [s.id, s.connections])),
@@ -368,7 +379,7 @@ async function main(): Promise<number> {
     (smoke ? '\nSmoke mode: each row ran once, cold, for a second; it checks that every row works, the figures are not measurements.\n' : '') +
       `\n${table}\n\n` +
       `${machine.nproc} × ${machine.cpu}, Node ${machine.node}, ${machine.nginx}, ${machine.loadGenerator}; ${machine.pinning}. ` +
-      `Medians of interleaved rounds (${scenarios.map((s) => `${s.id}: ${repsFor(s)} × ${secondsFor(s)} s after ${warmupFor(s)} s warm-up`).join('; ')}); 50 keep-alive connections unless stated. ` +
+      `Medians of interleaved rounds (${scenarios.map((s) => `${s.id}: ${repsFor(s)} × ${secondsFor(s)} s after ${warmupFor(s)} s of warm-up and ${discardFor(s)} rounds not counted`).join('; ')}); 50 keep-alive connections unless stated. ` +
       `CPU µs/req: the contender process's utime+stime per response (for "upstream direct", the upstream's own). ` +
       `Other load: busy time on the server CPU spent by neither the contender nor the upstream (other processes on a shared machine), % of the run.\n\n` +
       `${targetTable}\n\n`,
