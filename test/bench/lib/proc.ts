@@ -1,0 +1,60 @@
+/**
+ * What the kernel says about a process: its CPU time (utime + stime of every thread, from
+ * /proc/PID/stat) and its peak resident set (VmHWM, from /proc/PID/status). CPU time is
+ * the fairest per-request figure on a shared 2-core machine: it does not depend on who
+ * else was runnable, only on the work the process did.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+let ticksPerSecond: number | undefined;
+
+function clockTicks(): number {
+  if (ticksPerSecond === undefined) {
+    try {
+      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      ticksPerSecond = 100;
+    }
+  }
+  return ticksPerSecond;
+}
+
+/** User + system CPU time of the whole process (all its threads), in microseconds. */
+export function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name may hold spaces and parentheses: fields start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of proc(5), counted from field 3 (state) here.
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return ((utime + stime) * 1e6) / clockTicks();
+}
+
+/** Peak resident set size so far (VmHWM), in bytes; undefined once the process is gone. */
+export function peakRssBytes(pid: number): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
+    return match === null ? undefined : Number(match[1]) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Time one CPU spent running processes so far (user, nice, system, and steal by the
+ * hypervisor; from /proc/stat), in microseconds. Interrupt and softirq time are left out:
+ * on loopback they are the benchmark's own packets. With the servers pinned to that CPU,
+ * the rest is someone else's: how much a run was disturbed on a shared machine.
+ */
+export function cpuBusyMicros(cpu: string): number {
+  const line = readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`cpu${cpu} `));
+  if (line === undefined) return NaN;
+  // user nice system idle iowait irq softirq steal
+  const [user, nice, system, , , , , steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = user! + nice! + system! + steal!;
+  return (busy * 1e6) / clockTicks();
+}
