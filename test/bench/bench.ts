@@ -116,7 +116,7 @@ const ALL_SCENARIOS: readonly Scenario[] = [
     path: '/',
     bodyBytes: 0,
     connections: 50,
-    warmupSeconds: 3,
+    warmupSeconds: 2,
     contenders: [...common, sockproxyKeepalive64],
   },
   {
@@ -126,7 +126,7 @@ const ALL_SCENARIOS: readonly Scenario[] = [
     path: '/16k',
     bodyBytes: 0,
     connections: 50,
-    warmupSeconds: 3,
+    warmupSeconds: 2,
     contenders: common,
   },
   {
@@ -136,7 +136,7 @@ const ALL_SCENARIOS: readonly Scenario[] = [
     path: '/echo',
     bodyBytes: 64 * 1024,
     connections: 50,
-    warmupSeconds: 8,
+    warmupSeconds: 6,
     contenders: [...common, sockproxyNoRequestBuffering],
   },
   {
