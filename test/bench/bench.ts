@@ -45,7 +45,7 @@ import {
   type ScenarioInfo,
 } from './lib/report.js';
 import { startUpstream, type Upstream } from './lib/upstream-process.js';
-import { detectPinning, log, median, request, ROOT, stopChild } from './lib/util.js';
+import { detectPinning, log, median, openFileLimit, request, ROOT, stopChild } from './lib/util.js';
 
 interface Scenario extends ScenarioInfo {
   readonly method: 'GET' | 'POST';
@@ -116,7 +116,7 @@ const ALL_SCENARIOS: readonly Scenario[] = [
     path: '/',
     bodyBytes: 0,
     connections: 50,
-    warmupSeconds: 3,
+    warmupSeconds: 2,
     contenders: [...common, sockproxyKeepalive64],
   },
   {
@@ -126,7 +126,7 @@ const ALL_SCENARIOS: readonly Scenario[] = [
     path: '/16k',
     bodyBytes: 0,
     connections: 50,
-    warmupSeconds: 3,
+    warmupSeconds: 2,
     contenders: common,
   },
   {
@@ -136,7 +136,7 @@ const ALL_SCENARIOS: readonly Scenario[] = [
     path: '/echo',
     bodyBytes: 64 * 1024,
     connections: 50,
-    warmupSeconds: 8,
+    warmupSeconds: 6,
     contenders: [...common, sockproxyNoRequestBuffering],
   },
   {
@@ -358,6 +358,9 @@ async function main(): Promise<number> {
   };
   log(`sockproxy bench (${settings.mode}): ${machine.loadGenerator}; ${machine.pinning}`);
   if (nginxBinary === undefined) log('nginx is not installed: its rows are skipped (apt-get install nginx-light adds it)');
+  if (scenarios.some((s) => s.connections >= 1000) && openFileLimit() < 4096) {
+    log(`only ${openFileLimit()} open files allowed (ulimit -n): the 1,000-client rows will fail; raise the hard limit`);
+  }
 
   const rows: Row[] = [];
   try {

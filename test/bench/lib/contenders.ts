@@ -12,6 +12,8 @@
  *   http-proxy             http-proxy 1.18 with a keep-alive agent, to the Unix socket
  *   nginx                  nginx to the Unix socket, HTTP/1.1 and `keepalive 32`,
  *                          configured as sockproxy's defaults are (see nginxConfig)
+ *   node floor (--floor)   a bare node:http + undici pass-through, the least a Node
+ *                          proxy can do per request (test/bench/floor-proxy.ts)
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';

@@ -188,7 +188,8 @@ export function markdownTable(rows: readonly Row[], scenarios: readonly Scenario
 export function markdownTargets(targets: readonly Target[]): string {
   const lines = ['| target | scenario | measured | limit | met |', '|---|---|--:|--:|---|'];
   for (const t of targets) {
-    const measured = t.measured === undefined ? '–' : t.unit === '×' ? `${t.measured.toFixed(2)}×` : `${t.measured.toFixed(t.unit === 'MB' ? 0 : 0)}${t.unit === 'MB' ? ' MB' : ''}`;
+    const measured =
+      t.measured === undefined ? '–' : t.unit === '×' ? `${t.measured.toFixed(2)}×` : `${t.measured.toFixed(0)}${t.unit === 'MB' ? ' MB' : ''}`;
     const met = t.met === undefined ? `not measured (${t.note})` : t.met ? 'yes' : '**no**';
     lines.push(`| ${t.target} | ${t.scenario} | ${measured} | ${t.limit} | ${met} |`);
   }

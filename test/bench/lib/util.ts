@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -40,9 +40,45 @@ export function detectPinning(): Pinning {
   return { server: '0', load: '1' };
 }
 
-/** `command args` run on `cpus` (taskset execs it, so the pid is the command's own). */
+/**
+ * Descriptors a server or wrk needs for the 1,000-client scenario (clients, upstream
+ * connections, temp files). Where the soft limit is lower (often 1024), children are
+ * started under prlimit, which raises it up to the hard limit and execs.
+ */
+const NOFILE = 16_384;
+let nofile: { soft: number; hard: number } | undefined | null = null;
+
+function nofileRaise(): { soft: number; hard: number } | undefined {
+  if (nofile === null) {
+    nofile = undefined;
+    try {
+      const match = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+      const parse = (v: string | undefined): number => (v === undefined || v === 'unlimited' ? Infinity : Number(v));
+      const soft = parse(match?.[1]);
+      const hard = parse(match?.[2]);
+      const target = Math.min(NOFILE, hard);
+      if (soft < target && which('prlimit') !== undefined) nofile = { soft: target, hard };
+    } catch {
+      // not Linux: leave it
+    }
+  }
+  return nofile;
+}
+
+/** The descriptors children may open: a warning for the 1,000-client scenario if too few. */
+export function openFileLimit(): number {
+  const raised = nofileRaise();
+  if (raised !== undefined) return raised.soft;
+  const match = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return match === null || match[1] === 'unlimited' ? Infinity : Number(match[1]);
+}
+
+/** `command args` run on `cpus` (taskset and prlimit exec it, so the pid is the command's own). */
 export function pinned(cpus: string | undefined, command: string, args: readonly string[]): [string, string[]] {
-  return cpus === undefined ? [command, [...args]] : ['taskset', ['-c', cpus, command, ...args]];
+  const argv: string[] = cpus === undefined ? [command, ...args] : ['taskset', '-c', cpus, command, ...args];
+  const raise = nofileRaise();
+  if (raise !== undefined) argv.unshift('prlimit', `--nofile=${raise.soft}:${Number.isFinite(raise.hard) ? raise.hard : 'unlimited'}`);
+  return [argv[0]!, argv.slice(1)];
 }
 
 export function spawnPinned(
