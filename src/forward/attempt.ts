@@ -32,7 +32,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionUser {
   readonly peer: Peer;
   readonly connection: Connection;
   /** The connection's bytesRead before this request: nothing of the response arrived while it is unchanged. */
-  readonly bytesReadAtStart: number;
+  readonly #bytesReadAtStart: number;
   readonly startedAt = performance.now();
   phase: Phase = 'connecting';
   /** $upstream_response_time in ms: until the whole response was read, or the failure. */
@@ -54,7 +54,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionUser {
   constructor(peer: Peer, request: AttemptRequest, connection: Connection, listener: AttemptListener) {
     this.peer = peer;
     this.connection = connection;
-    this.bytesReadAtStart = connection.bytesRead;
+    this.#bytesReadAtStart = connection.bytesRead;
     this.#listener = listener;
     connection.user = this;
     const { body } = request;
@@ -78,6 +78,11 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionUser {
   /** Whether any byte of the request may have reached the upstream (nginx's request_sent). */
   get requestSent(): boolean {
     return this.phase !== 'connecting';
+  }
+
+  /** Whether this attempt failed because the app closed its reused connection as the request went out. */
+  lostKeepaliveRace(error: Error, method: string): boolean {
+    return this.connection.lostKeepaliveRace(error, method, this.#bytesReadAtStart);
   }
 
   get abandoned(): boolean {

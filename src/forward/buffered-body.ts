@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { TooLarge, UpstreamBody } from './request-body.js';
-import { TempFile } from './temp-file.js';
+import { TEMP_FILE_READ_BYTES, TempFile } from './temp-file.js';
 
 export interface BufferingLimits {
   /** client_max_body_size; 0 = unlimited. */
@@ -19,9 +19,6 @@ export type BodyReadResult =
   | { readonly kind: 'timeout' }
   | { readonly kind: 'client_closed' }
   | { readonly kind: 'temp_file_failed'; readonly error: NodeJS.ErrnoException };
-
-/** The most read from the temp file at a time for one attempt. */
-const FILE_CHUNK_BYTES = 64 * 1024;
 
 /**
  * proxy_request_buffering on: reads the whole request body before any upstream is
@@ -90,14 +87,14 @@ export function readBufferedBody(req: IncomingMessage, limits: BufferingLimits):
 function readFromFile(file: TempFile, length: number): Readable {
   let position = 0;
   const stream = new Readable({
-    highWaterMark: FILE_CHUNK_BYTES,
+    highWaterMark: TEMP_FILE_READ_BYTES,
     read: () => {
       if (position === length) {
         stream.push(null);
         return;
       }
       try {
-        const chunk = file.read(position, Math.min(FILE_CHUNK_BYTES, length - position));
+        const chunk = file.read(position, Math.min(TEMP_FILE_READ_BYTES, length - position));
         if (chunk.length === 0) throw new Error(`temp file ${file.path} ended at ${position} of ${length} bytes`);
         position += chunk.length;
         stream.push(chunk);

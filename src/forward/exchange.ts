@@ -301,7 +301,7 @@ export class Exchange implements AttemptListener {
     const failure = classifyUpstreamError(error, attempt.phase, attempt.peer.name);
     if (
       !this.#res.headersSent &&
-      attempt.connection.lostKeepaliveRace(error, this.#req.method ?? 'GET', attempt.bytesReadAtStart) &&
+      attempt.lostKeepaliveRace(error, this.#req.method ?? 'GET') &&
       (this.#body?.replayable ?? true)
     ) {
       // Not the server's failure and not a try: the request goes again, on a new connection.

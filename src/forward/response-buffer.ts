@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { TempFile } from './temp-file.js';
+import { TEMP_FILE_READ_BYTES, TempFile } from './temp-file.js';
 
 export interface ResponseBufferLimits {
   /** proxy_buffers: bytes held in memory. */
@@ -19,9 +19,6 @@ export interface ResponseBufferEvents {
   delivered(): void;
   tempFileFailed(error: NodeJS.ErrnoException): void;
 }
-
-/** The most read back from the temp file at a time. */
-const FILE_CHUNK_BYTES = 64 * 1024;
 
 /**
  * proxy_buffering on: the upstream's response is read as fast as the upstream sends it,
@@ -155,7 +152,7 @@ export class ResponseBuffer {
   /** Hands the client the next piece of the file; false when the file failed. */
   #readBack(): boolean {
     try {
-      const chunk = this.#file!.read(this.#fileRead, Math.min(FILE_CHUNK_BYTES, this.#fileUnread));
+      const chunk = this.#file!.read(this.#fileRead, Math.min(TEMP_FILE_READ_BYTES, this.#fileUnread));
       if (chunk.length === 0) throw new Error(`temp file ${this.#file!.path} ended before ${this.#file!.size} bytes`);
       this.#fileRead += chunk.length;
       this.#res.write(chunk);

@@ -3,6 +3,9 @@ import { join } from 'node:path';
 
 let sequence = 0;
 
+/** The most read back from a temp file at a time, for a request attempt or a slow client: one socket write's worth. */
+export const TEMP_FILE_READ_BYTES = 64 * 1024;
+
 /**
  * A temp file for a request or response body that does not fit in memory. As nginx's
  * ngx_open_tempfile does, it is created exclusively with mode 0600 and unlinked at once:
