@@ -6,7 +6,8 @@
  *   npm run bench -- --smoke           every row for a second, fails on any error (CI)
  *   npm run bench -- --only get-13,post-64k --reps 12 --seconds 2 --warmup 5
  *   npm run bench -- --load autocannon  use autocannon even where wrk is installed
- *   npm run bench -- --floor          add a minimal node:http + undici pass-through row
+ *   npm run bench -- --floor           add two minimal pass-through rows: node:http + undici,
+ *                                      and node:http + net with node's native HTTP parser
  *   npm run bench -- --keep           keep the work directory (configs, error logs)
  *
  * Markdown table and targets on stdout, progress on stderr, JSON in
@@ -25,6 +26,7 @@ import {
   httpProxy,
   nginx,
   nginxVersion,
+  netFloor,
   nodeFloor,
   type Running,
   sockproxyAccessLog,
@@ -106,7 +108,7 @@ const common = [
   sockproxyAccessLog,
   httpProxy,
   nginxContender,
-  ...(args.floor ? [nodeFloor] : []),
+  ...(args.floor ? [nodeFloor, netFloor] : []),
 ];
 const ALL_SCENARIOS: readonly Scenario[] = [
   {

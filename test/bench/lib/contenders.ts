@@ -179,6 +179,9 @@ export const httpProxy = nodeScript('http-proxy', 'http-proxy → unix', 'http-p
 /** Only with --floor: the least a Node proxy can do per request (test/bench/floor-proxy.ts). */
 export const nodeFloor = nodeScript('node-floor', 'minimal node:http + undici (floor, not a proxy)', 'floor-proxy.js');
 
+/** Only with --floor: the same over plain net sockets and node's native parser (test/bench/net-floor-proxy.ts). */
+export const netFloor = nodeScript('net-floor', 'minimal node:http + net (floor, not a proxy)', 'net-floor-proxy.js');
+
 export function findNginx(): string | undefined {
   return which('nginx', ['/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin']);
 }
