@@ -44,3 +44,29 @@ export function formatListen(address: ListenAddress): string {
   const host = address.host;
   return host.includes(':') ? `[${host}]:${address.port}` : `${host}:${address.port}`;
 }
+
+/** What follows a unix: listen address: `mode=0660`, `group=www-data` (or a numeric gid). */
+export interface SocketFileParameters {
+  readonly mode?: number;
+  readonly group?: string;
+}
+
+/**
+ * Parses the parameters after a listen address, nginx-style (`listen unix:/run/x.sock
+ * mode=0660 group=www-data`). nginx itself leaves a unix socket's mode and group to the
+ * umask and the directory, so operators chmod it after start, racing the first client;
+ * here they are applied before the socket accepts anything.
+ */
+export function parseSocketFileParameters(tokens: readonly string[]): SocketFileParameters | { error: string } {
+  let mode: number | undefined;
+  let group: string | undefined;
+  for (const token of tokens) {
+    const [name, value] = token.split('=', 2) as [string, string | undefined];
+    if (name === 'mode' && value !== undefined && /^0?[0-7]{3}$/.test(value)) mode = parseInt(value, 8);
+    else if (name === 'mode') return { error: `invalid mode "${token}" (expected permission bits like mode=0660)` };
+    else if (name === 'group' && value) group = value;
+    else if (name === 'group') return { error: `invalid group "${token}" (expected a group name or number like group=www-data)` };
+    else return { error: `invalid parameter "${token}" (a listen address takes mode= and group=, for unix: sockets)` };
+  }
+  return { ...(mode === undefined ? {} : { mode }), ...(group === undefined ? {} : { group }) };
+}

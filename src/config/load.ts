@@ -3,7 +3,8 @@ import { isAbsolute } from 'node:path';
 import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { DEFAULTS, deepFreeze } from './defaults.js';
 import { ConfigError } from './errors.js';
-import { formatListen, parseListen } from './listen.js';
+import { groupId } from './groups.js';
+import { formatListen, parseListen, parseSocketFileParameters } from './listen.js';
 import { parseServerAddress, parseServerLine, SERVER_FLAGS, SERVER_PARAMETERS, type ServerParameters } from './server-line.js';
 import type {
   AccessLogTarget,
@@ -124,14 +125,35 @@ function readListen(reader: Reader, field: Field): readonly ListenAddress[] {
   const seen = new Set<string>();
   return items.map((item) => {
     const text = reader.text(item, 'a port like 8080, an address like "127.0.0.1:8080" or "unix:/run/sockproxy.sock"');
-    const address = parseListen(text);
-    if ('error' in address) reader.fail(item, `${address.error} in ${item.path}`);
+    const [first = '', ...parameters] = text.trim().split(/\s+/);
+    const address = withSocketFileParameters(reader, item, parseListen(first), parameters);
     // Two listeners on one address fail at bind time with EADDRINUSE; nginx refuses it at load.
     const key = formatListen(address);
     if (seen.has(key)) reader.fail(item, `a duplicate listen "${key}" in ${item.path}`);
     seen.add(key);
     return address;
   });
+}
+
+/** A listen address with its `mode=` and `group=` (unix: only), the group resolved to its id now. */
+function withSocketFileParameters(
+  reader: Reader,
+  item: Field,
+  address: ListenAddress | { error: string },
+  parameters: readonly string[],
+): ListenAddress {
+  if ('error' in address) reader.fail(item, `${address.error} in ${item.path}`);
+  if (parameters.length === 0) return address;
+  if (address.kind !== 'unix') {
+    reader.fail(item, `"${parameters.join(' ')}" applies only to a unix: listen address, not "${formatListen(address)}", in ${item.path}`);
+  }
+  const parsed = parseSocketFileParameters(parameters);
+  if ('error' in parsed) reader.fail(item, `${parsed.error} in ${item.path}`);
+  const withMode = parsed.mode === undefined ? address : { ...address, mode: parsed.mode };
+  if (parsed.group === undefined) return withMode;
+  const gid = groupId(parsed.group);
+  if (gid === undefined) reader.fail(item, `unknown group "${parsed.group}" (not in /etc/group; a numeric gid works too) in ${item.path}`);
+  return { ...withMode, group: { name: parsed.group, gid } };
 }
 
 function readUpstream(reader: Reader, field: Field): UpstreamConfig {

@@ -16,7 +16,14 @@ export type SocketAddress =
  */
 export type ListenAddress =
   | { readonly kind: 'tcp'; readonly host: string | undefined; readonly port: number }
-  | { readonly kind: 'unix'; readonly path: string };
+  | {
+      readonly kind: 'unix';
+      readonly path: string;
+      /** `mode=0660`: the socket file's permission bits; by default 0777 less the umask. */
+      readonly mode?: number;
+      /** `group=www-data`: the socket file's group, so that its members may connect. */
+      readonly group?: { readonly name: string; readonly gid: number };
+    };
 
 /** One nginx `server` line of the upstream block (ngx_http_upstream_server). */
 export interface ServerConfig {

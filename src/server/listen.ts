@@ -51,13 +51,42 @@ export async function listen(server: net.Server, address: ListenAddress, options
     // The socket file is created synchronously inside listen() (outside a cluster worker),
     // so the mask only has to be in force for that call, as Gunicorn's bind() does with
     // os.umask(); restoring it at once keeps other files the process creates unaffected.
-    const previous = options.umask === undefined ? undefined : process.umask(options.umask);
+    // With mode= or group=, the file is created for its owner only and opened up to what
+    // was asked right after, still before the event loop can accept a connection: it is
+    // never wider than asked, not even between bind() and chmod().
+    const setsAccess = address.mode !== undefined || address.group !== undefined;
+    const mask = setsAccess ? OWNER_ONLY_UMASK : options.umask;
+    const previous = mask === undefined ? undefined : process.umask(mask);
     try {
       server.listen({ path: address.path });
+      if (setsAccess && server.listening) {
+        setSocketFileAccess(address.path, address.mode ?? (0o777 & ~(options.umask ?? previous ?? 0)), address.group?.gid);
+      }
+    } catch (err) {
+      server.off('listening', onListening);
+      server.off('error', onError);
+      server.close();
+      reject(new ListenError((err as Error).message, { cause: err }));
     } finally {
       if (previous !== undefined) process.umask(previous);
     }
   });
+}
+
+/** The umask a socket file is created with before its mode= and group= are applied. */
+const OWNER_ONLY_UMASK = 0o077;
+
+/** chown(2) the group, then chmod(2): a failure is worded as nginx words a failed syscall on a path. */
+function setSocketFileAccess(path: string, mode: number, gid: number | undefined): void {
+  const call = (name: string, action: () => void): void => {
+    try {
+      action();
+    } catch (err) {
+      throw new Error(`${name}("${path}") failed (${describeErrno(err as NodeJS.ErrnoException)})`);
+    }
+  };
+  if (gid !== undefined) call('chown', () => fs.chownSync(path, -1, gid));
+  call('chmod', () => fs.chmodSync(path, mode));
 }
 
 /**

@@ -21,6 +21,15 @@ function socketPathOfLength(bytes: number): string {
   return path;
 }
 
+/** A group from /etc/group other than the process's own, to see group= take effect. */
+function otherGroup(): { name: string; gid: number } {
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name && gid !== undefined && Number(gid) !== process.getgid!()) return { name, gid: Number(gid) };
+  }
+  throw new Error('/etc/group has no group other than the process group');
+}
+
 describe('sockproxy command line', () => {
   let tmp: TempDir;
   const agents: Agent[] = [];
@@ -230,6 +239,30 @@ describe('sockproxy command line', () => {
         '5:21',
         'upstream.servers[0].fail_timeout must be a duration in seconds like 10, 10s or 1m30s, got "500ms"',
       ],
+      [
+        'a listen mode that is not permission bits',
+        'listen: "unix:/tmp/p.sock mode=0999"\nupstream:\n  servers:\n    - unix:/tmp/a.sock\n',
+        '1:9',
+        'invalid mode "mode=0999" (expected permission bits like mode=0660) in listen',
+      ],
+      [
+        'a listen group that does not exist',
+        'listen:\n  - unix:/tmp/p.sock group=no-such-group\nupstream:\n  servers:\n    - unix:/tmp/a.sock\n',
+        '2:5',
+        'unknown group "no-such-group" (not in /etc/group; a numeric gid works too) in listen[0]',
+      ],
+      [
+        'mode= on a TCP listen address',
+        'listen: "8080 mode=0660"\nupstream:\n  servers:\n    - unix:/tmp/a.sock\n',
+        '1:9',
+        '"mode=0660" applies only to a unix: listen address, not "*:8080", in listen',
+      ],
+      [
+        'an unknown listen parameter',
+        'listen: "unix:/tmp/p.sock backlog=511"\nupstream:\n  servers:\n    - unix:/tmp/a.sock\n',
+        '1:9',
+        'invalid parameter "backlog=511" (a listen address takes mode= and group=, for unix: sockets) in listen',
+      ],
     ];
 
     it.each(badConfigs)('%s: exit 2 at the right place', async (name, yaml, where, text) => {
@@ -389,6 +422,41 @@ describe('sockproxy command line', () => {
       proxy.child.kill('SIGTERM');
       expect(await proxy.waitForExit(5_000)).toEqual({ code: 0, signal: null });
       expect(existsSync(listenPath)).toBe(false);
+    });
+
+    it('mode= and group= are the socket file\'s mode and group; HTTP is served on it; it is removed on exit', async () => {
+      const group = otherGroup();
+      const listenPath = tmp.path('proxy.sock');
+      const upstream = await httpUpstream(tmp.path('app.sock'), okFrom('app'));
+      upstreams.push(upstream);
+      const file = writeConfig(
+        'proxy.yaml',
+        `listen:\n  - unix:${listenPath} mode=0660 group=${group.name}\nupstream:\n  servers:\n    - ${upstream.address}\n`,
+      );
+      const proxy = await startProxyWithConfig(file);
+      const stats = statSync(listenPath);
+      expect(stats.isSocket()).toBe(true);
+      expect((stats.mode & 0o777).toString(8)).toBe('660');
+      expect(stats.gid).toBe(group.gid);
+
+      const agent = newAgent({ connect: { socketPath: listenPath } });
+      const res = await request('http://localhost/through-unix', { dispatcher: agent });
+      expect(res.statusCode).toBe(200);
+      expect(await res.body.text()).toBe('ok app\n');
+      expect(upstream.requests.map((r) => r.url)).toEqual(['/through-unix']);
+
+      proxy.child.kill('SIGTERM');
+      expect(await proxy.waitForExit(5_000)).toEqual({ code: 0, signal: null });
+      expect(existsSync(listenPath)).toBe(false);
+    });
+
+    it('mode= alone keeps the process group and sets exactly those bits, whatever the umask', async () => {
+      const listenPath = tmp.path('proxy.sock');
+      const file = writeConfig('proxy.yaml', `listen: "unix:${listenPath} mode=600"\nupstream:\n  servers:\n    - unix:/tmp/x.sock\n`);
+      await startProxyWithConfig(file);
+      const stats = statSync(listenPath);
+      expect((stats.mode & 0o777).toString(8)).toBe('600');
+      expect(stats.gid).toBe(process.getgid!());
     });
   });
 
