@@ -24,7 +24,7 @@ export type UpgradeHandler = (req: IncomingMessage, res: ServerResponse, upgrade
  * The client-facing HTTP/1.x server. Node parses and validates requests (malformed ones
  * get 400 before reaching us; HTTP/1.1 without Host is refused, as nginx does).
  */
-export function createHttpServer(handle: RequestHandler, handleUpgrade?: UpgradeHandler): http.Server {
+export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeHandler): http.Server {
   const server = http.createServer({
     // nginx has no limit on a whole request's duration, only between two reads
     // (client_body_timeout); Node's 300 s default would cut long uploads.
@@ -34,7 +34,6 @@ export function createHttpServer(handle: RequestHandler, handleUpgrade?: Upgrade
   // With a listener, Node leaves `Expect: 100-continue` to us: the 100 is sent only
   // once the body is known to be acceptable (client_max_body_size).
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, res, true));
-  if (handleUpgrade === undefined) return server;
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     let res: ServerResponse;
     try {
