@@ -63,6 +63,15 @@ export function responseForUpgrade(req: IncomingMessage, socket: Socket): Server
   res.shouldKeepAlive = false;
   res.assignSocket(socket);
   socket.on('error', () => {});
+  // Nor does node's server pass the socket's 'drain' on to this response: it keeps the
+  // response's need for one in a private flag, cleared by its own 'drain' listener, which
+  // it removed too. Without them a response larger than the socket's buffer would wait for
+  // a 'drain' that never comes. Every write of this response goes straight to the socket,
+  // so the socket's own state says the same thing: read it, and pass its 'drain' on.
+  Object.defineProperty(res, 'writableNeedDrain', {
+    get: () => !res.writableEnded && !res.destroyed && socket.writableNeedDrain,
+  });
+  socket.on('drain', () => res.emit('drain'));
   res.once('finish', () => {
     if (res.socket !== socket) return;
     res.detachSocket(socket);

@@ -25,12 +25,16 @@ export interface Message {
   readonly binary: boolean;
 }
 
+/** ws's client options, and the subprotocols to offer (Sec-WebSocket-Protocol). */
+export type ClientOptions = WebSocket.ClientOptions & { readonly protocols?: string[] };
+
 /**
  * `url` is ws://host:port/path or ws+unix:///path/to.sock:/path. `clients` collects every
  * socket opened, for closing after the test.
  */
-export function openWebSocket(url: string, clients?: Set<WebSocket>, options: WebSocket.ClientOptions = {}): Promise<OpenSocket> {
-  const ws = new WebSocket(url, options);
+export function openWebSocket(url: string, clients?: Set<WebSocket>, options: ClientOptions = {}): Promise<OpenSocket> {
+  const { protocols = [], ...rest } = options;
+  const ws = new WebSocket(url, protocols, rest);
   clients?.add(ws);
   closings.set(
     ws,
@@ -48,7 +52,7 @@ export function openWebSocket(url: string, clients?: Set<WebSocket>, options: We
 }
 
 /** The answer to an upgrade request that is expected to be refused (anything but 101). */
-export async function refusalOf(url: string, options: WebSocket.ClientOptions = {}): Promise<Refusal> {
+export async function refusalOf(url: string, options: ClientOptions = {}): Promise<Refusal> {
   try {
     const { ws } = await openWebSocket(url, undefined, options);
     ws.terminate();
