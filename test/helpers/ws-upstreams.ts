@@ -5,9 +5,8 @@
  */
 import { once } from 'node:events';
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { type RawUpstream, rawUpstream } from './misbehaving-upstreams.js';
 import type { SeenRequest, TestUpstream } from './upstreams.js';
 
 export interface WsUpstream extends TestUpstream {
@@ -52,18 +51,54 @@ function echo(ws: WebSocket): void {
   ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
 }
 
+/** A raw upstream: where it listens, and the request heads it received. */
+export interface Raw101Upstream {
+  /** The server line for the config: "unix:/tmp/…/a.sock" or "127.0.0.1:PORT". */
+  readonly address: string;
+  readonly heads: string[];
+  close(): Promise<void>;
+}
+
 /**
- * A raw server that answers any upgrade request with a bare 101 (no WebSocket handshake:
- * for raw clients), then hands the connection to `tunnel`.
+ * A raw server (on a Unix socket path, or on 127.0.0.1 for `'tcp'`) that answers any
+ * upgrade request with a bare 101, no WebSocket handshake (for raw clients), then hands
+ * the connection to `tunnel` (which adds its listeners; reading resumes after it), with
+ * whatever followed the request head unshifted.
  */
-export function raw101Upstream(path: string, tunnel: (socket: net.Socket) => void): Promise<RawUpstream> {
-  return rawUpstream(
-    path,
-    (socket) => {
-      // The tests drive half-closes: this side's FIN is the test's to send.
-      socket.allowHalfOpen = true;
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw-test\r\nConnection: Upgrade\r\n\r\n', () => tunnel(socket));
+export async function raw101Upstream(listenOn: string, tunnel: (socket: net.Socket) => void): Promise<Raw101Upstream> {
+  const heads: string[] = [];
+  const sockets = new Set<net.Socket>();
+  // Half-open: the tests drive half-closes, this side's FIN is the test's to send.
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let received = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      received = Buffer.concat([received, chunk]);
+      const end = received.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      socket.off('data', onData);
+      socket.pause();
+      heads.push(received.subarray(0, end).toString('latin1'));
+      if (received.length > end + 4) socket.unshift(received.subarray(end + 4));
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw-test\r\nConnection: Upgrade\r\n\r\n', () => {
+        tunnel(socket);
+        socket.resume();
+      });
+    };
+    socket.on('data', onData);
+  });
+  if (listenOn === 'tcp') server.listen(0, '127.0.0.1');
+  else server.listen(listenOn);
+  await once(server, 'listening');
+  const address = listenOn === 'tcp' ? `127.0.0.1:${(server.address() as net.AddressInfo).port}` : `unix:${listenOn}`;
+  return {
+    address,
+    heads,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
-    { afterHead: true },
-  );
+  };
 }
