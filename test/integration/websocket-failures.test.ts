@@ -62,6 +62,20 @@ describe('WebSocket: failures, retries and timeouts', () => {
     );
   });
 
+  it('a refusal whose status next_upstream lists moves the upgrade on, as any response would', async () => {
+    const socketPath = fx.tmp.path('refusing.sock');
+    await startApp(['--bind', `unix:${socketPath}`]);
+    const app = fx.track(await wsUpstream(fx.tmp.path('app.sock')));
+    await fx.start([`unix:${socketPath}`, app.address], 'proxy:\n  next_upstream: error timeout http_503\n');
+    // The sample app answers an upgrade to /status/503 with a plain 503; the next server accepts it.
+    const { ws } = await openWebSocket(wsUrl('/status/503'), clients);
+    ws.send('second server');
+    expect((await nextMessage(ws)).data.toString()).toBe('second server');
+    ws.close();
+    const line = await fx.proxy!.waitForLog((l) => l.request_uri === '/status/503' && 'status' in l);
+    expect(line).toMatchObject({ status: 101, upstream_status: '503, 101' });
+  });
+
   it('no server answers in read_timeout: 504, as for any request', async () => {
     const hanging = fx.track(await hangingUpstream(fx.tmp.path('hanging.sock')));
     await fx.start([hanging.address], 'proxy:\n  read_timeout: 500ms\n');
