@@ -51,8 +51,8 @@ const CLIENT_REQUEST_ID = /^[\w.:@+=/-]{1,128}$/;
 const ERROR_TEXT: Readonly<Record<number, string>> = {
   408: 'Request Timeout: the request body did not arrive within client_body_timeout',
   413: 'Request Entity Too Large: the request body is larger than client_max_body_size',
-  502: 'Bad Gateway: the upstream server could not be reached or sent no valid response',
   501: 'Not Implemented: an upgrade request with a body is not supported',
+  502: 'Bad Gateway: the upstream server could not be reached or sent no valid response',
   504: 'Gateway Timeout: the upstream server did not answer in time',
 };
 const NO_LIVE_TEXT = 'Bad Gateway: no upstream server is available';
