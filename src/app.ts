@@ -10,6 +10,7 @@ import cluster, { type Worker } from 'node:cluster';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { createHandler } from './app/handlers.js';
+import { createUpgradeEndpoints, type UpgradeEndpoints } from './app/websocket.js';
 import { formatListen, parseListen } from './config/listen.js';
 import type { ListenAddress } from './config/types.js';
 import { claimUnixPath, listen, ListenError, unlinkSocket } from './server/listen.js';
@@ -91,9 +92,16 @@ function parseUmask(text: string | undefined): number {
   return mask;
 }
 
+/** The listeners of one process, and the WebSockets they upgraded (no longer theirs to close). */
+interface AppServers {
+  readonly servers: http.Server[];
+  readonly upgrades: UpgradeEndpoints;
+}
+
 /** One http server per --bind, all answering with the same handler (and request counter). */
-async function startServers(options: AppOptions): Promise<http.Server[]> {
+async function startServers(options: AppOptions): Promise<AppServers> {
   const handle = createHandler();
+  const upgrades = createUpgradeEndpoints(handle);
   const servers: http.Server[] = [];
   try {
     for (const address of options.binds) {
@@ -107,6 +115,7 @@ async function startServers(options: AppOptions): Promise<http.Server[]> {
         });
         handle(req, res);
       });
+      server.on('upgrade', upgrades.handle);
       server.keepAliveTimeout = options.keepAliveSec * 1000;
       servers.push(server);
       await listen(server, address, { umask: options.umask });
@@ -116,14 +125,16 @@ async function startServers(options: AppOptions): Promise<http.Server[]> {
     for (const server of servers) server.close();
     throw err;
   }
-  return servers;
+  return { servers, upgrades };
 }
 
 /**
  * Stops serving: listeners close at once (node removes the socket file it created), idle
- * connections are closed, and in-flight requests get gracefulTimeoutSec unless `quick`.
+ * connections are closed, WebSockets are told the server is going away, and in-flight
+ * requests get gracefulTimeoutSec unless `quick`.
  */
-function stopServers(servers: readonly http.Server[], options: AppOptions, quick: boolean): void {
+function stopServers({ servers, upgrades }: AppServers, options: AppOptions, quick: boolean): void {
+  upgrades.close();
   const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
   for (const server of servers) {
     if (quick) server.closeAllConnections();
@@ -234,7 +245,7 @@ async function runWorker(options: AppOptions): Promise<void> {
   const send = (message: WorkerMessage, then?: () => void): void => {
     process.send?.(message, undefined, undefined, then);
   };
-  let servers: http.Server[];
+  let servers: AppServers;
   try {
     servers = await startServers(options);
   } catch (err) {

@@ -5,6 +5,7 @@ import type { Config } from './config/types.js';
 import { Exchange, type ForwardContext } from './forward/exchange.js';
 import { compileRequestRules } from './forward/headers.js';
 import { UpstreamConnections } from './forward/connections.js';
+import { TunnelRegistry } from './forward/tunnels.js';
 import type { Logger } from './observe/logger.js';
 import { createHttpServer } from './server/http-server.js';
 import { listen } from './server/listen.js';
@@ -21,7 +22,10 @@ export interface ProxyLogs {
 export interface RunningProxy {
   /** The listen addresses, as nginx prints them ("*:8080", "unix:/run/sockproxy.sock"). */
   readonly addresses: readonly string[];
-  /** Stops accepting, lets in-flight requests finish, closes upstream connections. */
+  /**
+   * Stops accepting, lets in-flight requests finish, closes upgraded connections (WebSocket
+   * tunnels: FIN to both sides) and upstream connections.
+   */
   close(): Promise<void>;
 }
 
@@ -37,9 +41,11 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
       errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`),
   });
   const connections = new UpstreamConnections(config.upstream, config.proxy);
+  const tunnels = new TunnelRegistry(config.proxy.maxUpgraded);
   const forward: ForwardContext = {
     group,
     connections,
+    tunnels,
     proxy: config.proxy,
     requestRules: compileRequestRules(config.proxy.setHeader),
     errorLog,
@@ -57,17 +63,24 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
     const sweep = setInterval(() => {
       for (const server of servers) server.closeIdleConnections();
     }, IDLE_SWEEP_MS);
-    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    const serversClosed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    // A tunnel lasts as long as its two ends want: unlike a request, it is not waited for.
+    // (nginx keeps them until worker_shutdown_timeout; closing them is what lets a stop finish.)
+    await tunnels.close();
+    await serversClosed;
     clearInterval(sweep);
     await connections.close();
   };
 
   try {
     for (const address of config.listen) {
-      const server = createHttpServer((req, res, expectsContinue) => {
-        if (closing) res.shouldKeepAlive = false;
-        new Exchange(forward, req, res).start(expectsContinue);
-      });
+      const server = createHttpServer(
+        (req, res, expectsContinue) => {
+          if (closing) res.shouldKeepAlive = false;
+          new Exchange(forward, req, res).start(expectsContinue);
+        },
+        (req, res, upgrade) => new Exchange(forward, req, res, upgrade).start(),
+      );
       await listen(server, address);
       servers.push(server);
     }

@@ -72,6 +72,13 @@ export const DEFAULTS = deepFreeze({
     tempPath: tmpdir(),
     /** `proxy_set_header`: none beyond nginx's built-in Host and Connection handling. */
     setHeader: [] as const,
+    /**
+     * No nginx directive (nginx's bound is worker_connections, 512 by default, for every
+     * connection together). Each tunnel holds two descriptors, the client's and the app's:
+     * 1024 tunnels stay inside the common 4096 hard open-files limit with room for the
+     * rest, and a flood of upgrades gets 503 instead of EMFILE for everyone.
+     */
+    maxUpgraded: 1024,
   },
   log: {
     /** `error_log ... notice`'s nearest pino level. */

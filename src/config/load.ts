@@ -83,6 +83,7 @@ const PROXY_KEYS = [
   'buffers',
   'max_temp_file_size',
   'temp_path',
+  'max_upgraded',
 ];
 const LOG_KEYS = ['level', 'access'];
 
@@ -295,6 +296,11 @@ function readProxy(reader: Reader, field: Field | undefined): ProxySettings {
       proxy.maxTempFileSizeBytes,
     ),
     tempPath: get('temp_path', (f) => readAbsolutePath(reader, f), proxy.tempPath),
+    maxUpgraded: get(
+      'max_upgraded',
+      (f) => reader.parsed(f, 'a non-negative integer (0 = unlimited)', (text) => valueOf(parseInteger(text))),
+      proxy.maxUpgraded,
+    ),
   };
 }
 

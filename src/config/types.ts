@@ -140,6 +140,12 @@ export interface ProxySettings {
   readonly tempPath: string;
   /** proxy_set_header rules, applied after the defaults, in file order. */
   readonly setHeader: readonly HeaderRule[];
+  /**
+   * sockproxy's own: upgraded connections (WebSocket tunnels, and upgrade requests waiting
+   * for the app's answer) at most; past it an upgrade request gets 503. 0 = unlimited;
+   * default 1024.
+   */
+  readonly maxUpgraded: number;
 }
 
 export type AccessLogTarget =

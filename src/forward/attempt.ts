@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { Readable } from 'node:stream';
+import type { Socket } from 'node:net';
+import { Readable, type Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Peer } from '../upstream/peer.js';
 import type { Phase } from './classify.js';
@@ -11,6 +12,11 @@ export interface AttemptListener {
   onAttemptData(attempt: Attempt, chunk: Buffer): void;
   onAttemptEnd(attempt: Attempt, trailers: IncomingHttpHeaders): void;
   onAttemptError(attempt: Attempt, error: Error): void;
+  /**
+   * The upstream switched protocols (101) on an upgrade request: `socket` is the upstream
+   * connection, now the tunnel's, with any bytes that followed the 101 still unread.
+   */
+  onAttemptUpgrade(attempt: Attempt, headers: IncomingHttpHeaders, socket: Socket): void;
 }
 
 export interface AttemptRequest {
@@ -19,6 +25,11 @@ export interface AttemptRequest {
   readonly headers: string[];
   /** A Buffer goes out with the headers; a stream as the upstream takes it. */
   readonly body: Readable | Buffer | null;
+  /**
+   * The client's Upgrade value, for an upgrade request: undici then sends `Connection:
+   * upgrade` and `Upgrade: <value>` itself, and a 101 ends in onAttemptUpgrade.
+   */
+  readonly upgrade?: string;
 }
 
 /**
@@ -71,6 +82,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionUser {
       path: request.path,
       headers: request.headers,
       body: request.body,
+      upgrade: request.upgrade,
     } as Dispatcher.DispatchOptions;
     connection.client.dispatch(options, this);
   }
@@ -151,6 +163,21 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionUser {
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     if (!this.#settle(this.#abandonReason === undefined) || this.#abandonReason !== undefined) return;
     this.#listener.onAttemptEnd(this, trailers);
+  }
+
+  /**
+   * undici's dispatch API reports a 101 here and any other answer to an upgrade request as
+   * an ordinary response (its upgrade() helper would turn that into a "bad upgrade" error
+   * and lose it). The connection is the tunnel's now: undici has let go of it, so the
+   * attempt settles without giving it back.
+   */
+  onRequestUpgrade(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
+    if (!this.#settle(false) || this.#abandonReason !== undefined) {
+      socket.destroy();
+      return;
+    }
+    this.status = statusCode;
+    this.#listener.onAttemptUpgrade(this, headers, socket as Socket);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {

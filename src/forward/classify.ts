@@ -1,5 +1,6 @@
 import { errors } from 'undici';
 import { describeErrno } from '../server/errno.js';
+import type { TunnelEnding } from './tunnel.js';
 
 /**
  * The nginx failure types an upstream attempt can end in (NGX_HTTP_UPSTREAM_FT_*).
@@ -85,4 +86,31 @@ export function classifyUpstreamError(error: unknown, phase: Phase, upstream: st
     return { kind: 'error', message: `recv() failed (${describeErrno(err)})`, severity: 'error' };
   }
   return { kind: 'error', message: String(err?.message ?? err), severity: 'error' };
+}
+
+/** nginx's log action once the connection is upgraded (ngx_http_upstream_upgrade). */
+export const TUNNEL_ACTION = 'proxying upgraded connection';
+
+/**
+ * The error-log line for how a tunnel ended, in nginx's words (without the "while …"
+ * part), or undefined when there is nothing to report. nginx reports a timeout through
+ * the client's connection, at info level, and an upstream's socket error at error level
+ * (ngx_http_upstream_process_upgraded, ngx_connection_error).
+ */
+export function describeTunnelEnding(ending: TunnelEnding): { level: 'error' | 'info'; message: string } | undefined {
+  switch (ending.kind) {
+    case 'closed':
+    case 'shutdown':
+      return undefined;
+    case 'idle_timeout':
+      return { level: 'info', message: TIMED_OUT };
+    case 'send_timeout':
+      return { level: 'info', message: ending.side === 'upstream' ? TIMED_OUT : 'client timed out (110: Connection timed out)' };
+    case 'error': {
+      const { error } = ending;
+      const call = error.syscall === 'write' || error.code === 'EPIPE' ? 'send()' : 'recv()';
+      const reason = typeof error.errno === 'number' ? describeErrno(error) : String(error.message);
+      return { level: ending.side === 'upstream' ? 'error' : 'info', message: `${call} failed (${reason})` };
+    }
+  }
 }

@@ -1,4 +1,5 @@
 import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { HeaderTemplate, ProxySettings } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
@@ -10,8 +11,8 @@ import type { RequestPeers, UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
 import { Attempt, type AttemptListener } from './attempt.js';
 import type { Connection, UpstreamConnections } from './connections.js';
-import { classifyUpstreamError, PHASE_ACTION, type UpstreamFailure } from './classify.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { classifyUpstreamError, describeTunnelEnding, PHASE_ACTION, TUNNEL_ACTION, type UpstreamFailure } from './classify.js';
+import { clientResponseHeaders, switchingProtocolsHead, upstreamRequestHeaders } from './headers.js';
 import {
   countsAsFailure,
   type NextUpstreamCause,
@@ -23,6 +24,8 @@ import { readBufferedBody } from './buffered-body.js';
 import { discardRestOfBody, StreamedBody, type TooLarge, type UpstreamBody, watchSendTimeout } from './request-body.js';
 import { newRequestId } from './request-id.js';
 import { ResponseBuffer } from './response-buffer.js';
+import { Tunnel, type TunnelResult } from './tunnel.js';
+import type { TunnelRegistry } from './tunnels.js';
 import { remoteAddr, type VariableContext, variableValue } from './variables.js';
 
 /** Everything the per-request loop needs, built once per configuration. */
@@ -30,6 +33,8 @@ export interface ForwardContext {
   readonly group: UpstreamGroup;
   readonly balancer: Balancer;
   readonly connections: UpstreamConnections;
+  /** The upgraded connections (max_upgraded, and closing them on stop). */
+  readonly tunnels: TunnelRegistry;
   readonly proxy: ProxySettings;
   readonly requestRules: ReadonlyMap<string, HeaderTemplate>;
   readonly errorLog: Logger;
@@ -46,10 +51,19 @@ const CLIENT_REQUEST_ID = /^[\w.:@+=/-]{1,128}$/;
 const ERROR_TEXT: Readonly<Record<number, string>> = {
   408: 'Request Timeout: the request body did not arrive within client_body_timeout',
   413: 'Request Entity Too Large: the request body is larger than client_max_body_size',
+  501: 'Not Implemented: an upgrade request with a body is not supported',
   502: 'Bad Gateway: the upstream server could not be reached or sent no valid response',
   504: 'Gateway Timeout: the upstream server did not answer in time',
 };
 const NO_LIVE_TEXT = 'Bad Gateway: no upstream server is available';
+const MAX_UPGRADED_TEXT = 'Service Unavailable: too many upgraded connections (WebSocket) are open';
+const STOPPING_TEXT = 'Service Unavailable: the proxy is shutting down';
+
+/** A request that asked to switch protocols: its client connection, and what followed the request head. */
+export interface UpgradeRequest {
+  readonly socket: Socket;
+  readonly head: Buffer;
+}
 
 /**
  * One client request through its upstream attempts: nginx's ngx_http_upstream_connect /
@@ -64,6 +78,10 @@ export class Exchange implements AttemptListener {
   readonly #requestId: string;
   readonly #vars: VariableContext;
   readonly #peers: RequestPeers;
+  /** Set for an upgrade request: the client connection to tunnel once a server answers 101. */
+  readonly #upgrade: UpgradeRequest | undefined;
+  /** This upgrade request holds a slot of max_upgraded, to give back unless a tunnel takes it over. */
+  #holdsTunnelSlot = false;
   /** The request body for the attempts; set once read in full when request_buffering is on. */
   #body: UpstreamBody | undefined;
   /** proxy_buffering for this response, decided from its headers. */
@@ -84,10 +102,15 @@ export class Exchange implements AttemptListener {
   readonly #pick = (candidates: readonly Peer[], eligible: (peer: Peer) => boolean): Peer | undefined =>
     this.#ctx.balancer(candidates, eligible, this.#balanceContext);
 
-  constructor(ctx: ForwardContext, req: IncomingMessage, res: ServerResponse) {
+  /**
+   * `res` answers the request over HTTP; for an upgrade request (`upgrade`) that is a
+   * refusal or an error, after which the server closes the connection.
+   */
+  constructor(ctx: ForwardContext, req: IncomingMessage, res: ServerResponse, upgrade?: UpgradeRequest) {
     this.#ctx = ctx;
     this.#req = req;
     this.#res = res;
+    this.#upgrade = upgrade;
     const clientId = req.headers['x-request-id'];
     this.#requestId =
       typeof clientId === 'string' && CLIENT_REQUEST_ID.test(clientId) ? clientId : newRequestId();
@@ -105,7 +128,7 @@ export class Exchange implements AttemptListener {
       : nextUpstreamTries === 0
         ? ctx.group.maxTries
         : Math.min(nextUpstreamTries, ctx.group.maxTries);
-    if (hasBody(req) && !ctx.proxy.requestBuffering) {
+    if (upgrade === undefined && hasBody(req) && !ctx.proxy.requestBuffering) {
       this.#body = new StreamedBody(req, ctx.proxy.clientMaxBodySizeBytes, this.#onBodyTooLarge);
     }
     res.on('close', this.#onClientClose);
@@ -116,6 +139,10 @@ export class Exchange implements AttemptListener {
    * before sending the body; nginx answers it itself and never forwards Expect.
    */
   start(expectsContinue = false): void {
+    if (this.#upgrade !== undefined) {
+      this.#startUpgrade();
+      return;
+    }
     const limit = this.#ctx.proxy.clientMaxBodySizeBytes;
     const declared = Number(this.#req.headers['content-length']);
     if (limit > 0 && declared > limit) {
@@ -170,6 +197,31 @@ export class Exchange implements AttemptListener {
     }
   }
 
+  /**
+   * An upgrade request goes to the servers as any request does (same selection, retries
+   * and passive health) once it has a slot of max_upgraded, taken now so that upgrades
+   * waiting for their 101 count too.
+   */
+  #startUpgrade(): void {
+    if (hasBody(this.#req)) {
+      // node hands the connection over right after the request head: the body could not be
+      // told apart from the new protocol's bytes. A WebSocket handshake never has one.
+      this.#logError('info', 'client sent an upgrade request with a body, which is not supported');
+      this.#respondError(501);
+      return;
+    }
+    const noSlot = this.#ctx.tunnels.reserve();
+    if (noSlot !== undefined) {
+      if (noSlot === 'limit') {
+        this.#logError('error', `upgraded connections limit of ${this.#ctx.tunnels.limit} reached (proxy.max_upgraded)`);
+      }
+      this.#respondError(503, noSlot === 'limit' ? MAX_UPGRADED_TEXT : STOPPING_TEXT);
+      return;
+    }
+    this.#holdsTunnelSlot = true;
+    this.#next();
+  }
+
   // --- the retry loop ---------------------------------------------------------------
 
   #next(): void {
@@ -193,6 +245,7 @@ export class Exchange implements AttemptListener {
         path: this.#req.url ?? '/',
         headers: upstreamRequestHeaders(this.#req, this.#ctx.requestRules, this.#vars, this.#body?.length),
         body,
+        upgrade: this.#upgrade === undefined ? undefined : this.#req.headers.upgrade,
       },
       connection,
       this,
@@ -333,6 +386,40 @@ export class Exchange implements AttemptListener {
     this.#respondError(statusForCause(failure.kind));
   }
 
+  /**
+   * The server switched protocols: from here on nothing is retried. The client gets the
+   * 101 and the connection becomes a tunnel, logged (status 101) when it ends, as nginx
+   * logs an upgraded request when it is finalized.
+   */
+  onAttemptUpgrade(attempt: Attempt, headers: IncomingHttpHeaders, upstream: Socket): void {
+    const { socket, head } = this.#upgrade!;
+    // The app answered: a success for passive health now, rather than when the tunnel ends
+    // (nginx's moment), which could hold a probed server out for the tunnel's whole life.
+    this.#ctx.group.recordSuccess(attempt.peer);
+    this.#res.off('close', this.#onClientClose);
+    this.#res.detachSocket(socket);
+    socket.write(switchingProtocolsHead(headers, this.#requestId), 'latin1');
+    this.#status = 101;
+    // The tunnel holds a connection to the server until it ends: max_conns and least_conn count it.
+    attempt.peer.active++;
+    const { readTimeoutMs, sendTimeoutMs } = this.#ctx.proxy;
+    const tunnel = new Tunnel(socket, upstream, head, { idleMs: readTimeoutMs, sendMs: sendTimeoutMs });
+    // The slot is the tunnel's now: the registry gives it back when the tunnel ends.
+    this.#holdsTunnelSlot = false;
+    this.#ctx.tunnels.add(tunnel);
+    void tunnel.ended.then((result) => this.#onTunnelEnd(attempt, result));
+  }
+
+  #onTunnelEnd(attempt: Attempt, result: TunnelResult): void {
+    attempt.peer.active--;
+    const report = describeTunnelEnding(result.ending);
+    if (report !== undefined) this.#logError(report.level, `${report.message} while ${TUNNEL_ACTION}`, attempt.peer.name);
+    // nginx's $body_bytes_sent and $upstream_response_time for an upgraded request cover the tunnel.
+    this.#bytesSent = result.bytesToClient;
+    this.#tried.push({ addr: attempt.peer.name, status: '101', time: formatSeconds(performance.now() - attempt.startedAt) });
+    this.#finish();
+  }
+
   /** Ends an attempt from our side for a reason that is the upstream's failure. */
   #failAttempt(attempt: Attempt, error: ProxyError): void {
     attempt.abandon(error);
@@ -407,6 +494,10 @@ export class Exchange implements AttemptListener {
   #finish(): void {
     if (this.#done) return;
     this.#done = true;
+    if (this.#holdsTunnelSlot) {
+      this.#holdsTunnelSlot = false;
+      this.#ctx.tunnels.release();
+    }
     this.#body?.dispose();
     this.#responseBuffer?.dispose();
     if (!this.#req.complete) this.#closeLingering();

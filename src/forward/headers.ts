@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { HeaderRule, HeaderTemplate } from '../config/types.js';
 import { renderTemplate, type VariableContext } from './variables.js';
 
@@ -103,6 +103,25 @@ export function clientResponseHeaders(
   if (listed !== undefined) for (const name of listed) delete headers[name];
   if (headers['x-request-id'] === undefined) headers['x-request-id'] = requestId;
   return headers;
+}
+
+/**
+ * The head of the 101 the client gets: the upstream's fields made fit as for any response,
+ * plus the two hop-by-hop fields that make the switch (RFC 9110 §7.8): the Upgrade the app
+ * chose and `Connection: upgrade`, which nginx's header filter writes for a 101.
+ * Values are latin1, as undici decoded them, so the head is written back as latin1.
+ */
+export function switchingProtocolsHead(headers: IncomingHttpHeaders, requestId: string): string {
+  const upgrade = headers.upgrade;
+  const fields = clientResponseHeaders({ ...headers }, requestId);
+  let head = 'HTTP/1.1 101 Switching Protocols\r\n';
+  if (upgrade !== undefined) head += `upgrade: ${upgrade}\r\n`;
+  head += 'connection: upgrade\r\n';
+  for (const [name, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    for (const line of Array.isArray(value) ? value : [value]) head += `${name}: ${line}\r\n`;
+  }
+  return `${head}\r\n`;
 }
 
 function connectionTokens(value: string | undefined): Set<string> | undefined {

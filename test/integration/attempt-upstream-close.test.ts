@@ -47,6 +47,7 @@ describe('an app that closes while its response is held back', () => {
           },
           onAttemptEnd: () => resolve(),
           onAttemptError: (_attempt, error) => reject(error),
+          onAttemptUpgrade: () => reject(new Error('not an upgrade request')),
         });
       });
       expect(received).toBe(body.length);

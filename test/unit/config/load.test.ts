@@ -84,6 +84,7 @@ describe('parseConfig', () => {
         buffersBytes: 65_536,
         maxTempFileSizeBytes: 1_073_741_824,
         tempPath: tmpdir(),
+        maxUpgraded: 1024,
       },
       log: { level: 'info', access: { kind: 'stdout' } },
     } satisfies Config);
@@ -224,6 +225,11 @@ upstream:
     });
     const yamlBooleans = parseConfig(`${MINIMAL}proxy:\n  buffering: false\n  buffers: 256k\n  request_buffering: true\n`, 'x');
     expect(yamlBooleans.proxy).toMatchObject({ buffering: false, buffersBytes: 256 * 1024, requestBuffering: true });
+  });
+
+  it('reads max_upgraded; 0 means unlimited', () => {
+    expect(parseConfig(`${MINIMAL}proxy:\n  max_upgraded: 5000\n`, 'x').proxy.maxUpgraded).toBe(5000);
+    expect(parseConfig(`${MINIMAL}proxy:\n  max_upgraded: 0\n`, 'x').proxy.maxUpgraded).toBe(0);
   });
 
   it('keeps set_header in file order, names lower-cased, "" as removal', () => {
@@ -405,6 +411,9 @@ describe('parseConfig errors: file:line:col, nginx wording, offending value, YAM
     ['bad buffers', proxy('  buffers: 8 x 8k\n'), 'bad.yaml:6:12: proxy.buffers must be a size like 64k, or nginx\'s "8 8k", got "8 x 8k"'],
     ['zero buffer size', proxy('  client_body_buffer_size: 0\n'), 'bad.yaml:6:28: proxy.client_body_buffer_size must be a size like 8k or 16k (more than 0), got "0"'],
     ['relative temp_path', proxy('  temp_path: tmp\n'), 'bad.yaml:6:14: proxy.temp_path must be an absolute directory path, got "tmp"'],
+    ['bad max_upgraded', proxy('  max_upgraded: lots\n'), 'bad.yaml:6:17: proxy.max_upgraded must be a non-negative integer (0 = unlimited), got "lots"'],
+    ['negative max_upgraded', proxy('  max_upgraded: -1\n'), 'bad.yaml:6:17: proxy.max_upgraded must be a non-negative integer (0 = unlimited), got "-1"'],
+    ['misspelt max_upgraded', proxy('  max_upgrades: 10\n'), 'bad.yaml:6:3: unknown key "max_upgrades" in proxy (did you mean "max_upgraded"?)'],
     ['bad tries', proxy('  next_upstream_tries: -1\n'), 'bad.yaml:6:24: proxy.next_upstream_tries must be a non-negative integer, got "-1"'],
     ['unknown variable', proxy('  set_header:\n    X-Foo: a $foo\n'), 'bad.yaml:7:12: unknown "foo" variable in proxy.set_header.X-Foo'],
     ['bad header name', proxy('  set_header:\n    "X Foo": a\n'), 'bad.yaml:7:5: invalid header name "X Foo" in proxy.set_header (RFC 9110 token characters only)'],

@@ -1,6 +1,7 @@
 import { errors } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { classifyUpstreamError } from '../../../src/forward/classify.js';
+import { classifyUpstreamError, describeTunnelEnding } from '../../../src/forward/classify.js';
+import type { TunnelEnding } from '../../../src/forward/tunnel.js';
 
 function errno(code: string, errnoNumber: number): NodeJS.ErrnoException {
   return Object.assign(new Error(code), { code, errno: -errnoNumber, syscall: 'connect' });
@@ -25,5 +26,22 @@ describe('classifyUpstreamError: nginx failure type and wording, by err.code', (
     [{ code: 'UND_ERR_HEADERS_OVERFLOW' }, 'reading_header', 'invalid_header', 'error', 'upstream sent too big header'],
   ] as const)('%o while %s', (err, phase, kind, severity, message) => {
     expect(classifyUpstreamError(err, phase, 'unix:/a.sock')).toEqual({ kind, severity, message });
+  });
+});
+
+describe('describeTunnelEnding: how a tunnel ended, in nginx\'s words and levels', () => {
+  const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET', errno: -104, syscall: 'read' });
+  const pipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE', errno: -32, syscall: 'write' });
+  it.each<[TunnelEnding, ReturnType<typeof describeTunnelEnding>]>([
+    [{ kind: 'closed' }, undefined],
+    [{ kind: 'shutdown' }, undefined],
+    [{ kind: 'idle_timeout' }, { level: 'info', message: 'upstream timed out (110: Connection timed out)' }],
+    [{ kind: 'send_timeout', side: 'upstream' }, { level: 'info', message: 'upstream timed out (110: Connection timed out)' }],
+    [{ kind: 'send_timeout', side: 'client' }, { level: 'info', message: 'client timed out (110: Connection timed out)' }],
+    [{ kind: 'error', side: 'upstream', error: reset }, { level: 'error', message: 'recv() failed (104: Connection reset by peer)' }],
+    [{ kind: 'error', side: 'upstream', error: pipe }, { level: 'error', message: 'send() failed (32: Broken pipe)' }],
+    [{ kind: 'error', side: 'client', error: reset }, { level: 'info', message: 'recv() failed (104: Connection reset by peer)' }],
+  ])('%o', (ending, expected) => {
+    expect(describeTunnelEnding(ending)).toEqual(expected);
   });
 });

@@ -1,7 +1,7 @@
 import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { clientResponseHeaders, compileRequestRules, upstreamRequestHeaders } from '../../../src/forward/headers.js';
+import { clientResponseHeaders, compileRequestRules, switchingProtocolsHead, upstreamRequestHeaders } from '../../../src/forward/headers.js';
 
 /** A parsed request as node:http hands it over (no network needed for a pure function). */
 function request(rawHeaders: string[], remoteAddress = '10.0.0.7'): IncomingMessage {
@@ -92,5 +92,38 @@ describe('clientResponseHeaders', () => {
 
   it("keeps the app's own X-Request-Id", () => {
     expect(clientResponseHeaders({ 'x-request-id': 'app' }, 'rid')['x-request-id']).toBe('app');
+  });
+});
+
+describe('switchingProtocolsHead', () => {
+  it('passes the app\'s fields on with its Upgrade and Connection: upgrade, hides the rest of hop-by-hop and X-Accel-*, adds X-Request-Id', () => {
+    const head = switchingProtocolsHead(
+      {
+        upgrade: 'websocket',
+        connection: 'Upgrade, X-Hop',
+        'x-hop': 'dropped',
+        'keep-alive': 'timeout=5',
+        'sec-websocket-accept': 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=',
+        'sec-websocket-protocol': 'chat',
+        'set-cookie': ['a=1', 'b=2'],
+        'x-accel-buffering': 'no',
+      },
+      'rid-1',
+    );
+    expect(head).toBe(
+      'HTTP/1.1 101 Switching Protocols\r\n' +
+        'upgrade: websocket\r\n' +
+        'connection: upgrade\r\n' +
+        'sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n' +
+        'sec-websocket-protocol: chat\r\n' +
+        'set-cookie: a=1\r\n' +
+        'set-cookie: b=2\r\n' +
+        'x-request-id: rid-1\r\n' +
+        '\r\n',
+    );
+  });
+
+  it('keeps the app\'s own X-Request-Id', () => {
+    expect(switchingProtocolsHead({ upgrade: 'websocket', 'x-request-id': 'app-id' }, 'rid-1')).toContain('x-request-id: app-id\r\n');
   });
 });
