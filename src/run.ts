@@ -1,14 +1,14 @@
 import type { Server } from 'node:http';
 import { balancerFor } from './balancer/index.js';
 import { formatListen } from './config/listen.js';
-import type { Config } from './config/types.js';
+import type { Config, HttpConfig, ProxySettings } from './config/types.js';
 import { Exchange, type ForwardContext } from './forward/exchange.js';
 import { compileRequestRules } from './forward/headers.js';
 import { UpstreamConnections } from './forward/connections.js';
 import type { Logger } from './observe/logger.js';
 import { createHttpServer } from './server/http-server.js';
 import { listen } from './server/listen.js';
-import { UpstreamGroup } from './upstream/group.js';
+import { type HealthEvent, UpstreamGroup } from './upstream/group.js';
 
 /** How often a stopping proxy closes the client connections that have gone idle. */
 const IDLE_SWEEP_MS = 50;
@@ -19,36 +19,73 @@ export interface ProxyLogs {
 }
 
 export interface RunningProxy {
-  /** The listen addresses, as nginx prints them ("*:8080", "unix:/run/sockproxy.sock"). */
+  /** The HTTP listen addresses, as nginx prints them ("*:8080", "unix:/run/sockproxy.sock"); empty without HTTP. */
   readonly addresses: readonly string[];
   /** Stops accepting, lets in-flight requests finish, closes upstream connections. */
   close(): Promise<void>;
 }
 
+/** The HTTP side: its listeners and upstream connections. */
+interface HttpProxy {
+  /** Binds every listen address; rejects with a ListenError. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
- * The composition root: a resolved configuration becomes listeners, an upstream group
- * and its upstream connections. Rejects with a ListenError when an address cannot be bound
- * (nothing is left listening then).
+ * The composition root: a resolved configuration becomes listeners, an upstream group and
+ * its upstream connections. Rejects with a
+ * ListenError when an address cannot be bound (nothing is left listening then).
  */
 export async function startProxy(config: Config, logs: ProxyLogs): Promise<RunningProxy> {
-  const { errorLog, accessLog } = logs;
-  const group = new UpstreamGroup(config.upstream, {
-    onHealthEvent: (event) =>
-      errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`),
-  });
-  const connections = new UpstreamConnections(config.upstream, config.proxy);
+  const { errorLog } = logs;
+  const onHealthEvent = (event: HealthEvent): void =>
+    errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`);
+
+  const http = config.http === undefined ? undefined : httpProxy(config.http, config.proxy, logs, onHealthEvent);
+  const close = async (): Promise<void> => {
+    await http?.close();
+  };
+
+  try {
+    await http?.start();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { addresses: config.http?.listen.map(formatListen) ?? [], close };
+}
+
+function httpProxy(
+  config: HttpConfig,
+  proxy: ProxySettings,
+  { errorLog, accessLog }: ProxyLogs,
+  onHealthEvent: (event: HealthEvent) => void,
+): HttpProxy {
+  const group = new UpstreamGroup(config.upstream, { onHealthEvent });
+  const connections = new UpstreamConnections(config.upstream, proxy);
   const forward: ForwardContext = {
     group,
     connections,
-    proxy: config.proxy,
-    requestRules: compileRequestRules(config.proxy.setHeader),
+    proxy,
+    requestRules: compileRequestRules(proxy.setHeader),
     errorLog,
     accessLog,
     balancer: balancerFor(config.upstream.balance),
   };
 
-  const servers: Server[] = [];
   let closing = false;
+  const servers: Server[] = [];
+  const start = async (): Promise<void> => {
+    for (const address of config.listen) {
+      const server = createHttpServer((req, res, expectsContinue) => {
+        if (closing) res.shouldKeepAlive = false;
+        new Exchange(forward, req, res).start(expectsContinue);
+      });
+      await listen(server, address);
+      servers.push(server);
+    }
+  };
   const close = async (): Promise<void> => {
     closing = true;
     // While stopping, a connection is closed as soon as its response is done, as nginx's
@@ -61,19 +98,5 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
     clearInterval(sweep);
     await connections.close();
   };
-
-  try {
-    for (const address of config.listen) {
-      const server = createHttpServer((req, res, expectsContinue) => {
-        if (closing) res.shouldKeepAlive = false;
-        new Exchange(forward, req, res).start(expectsContinue);
-      });
-      await listen(server, address);
-      servers.push(server);
-    }
-  } catch (err) {
-    await close();
-    throw err;
-  }
-  return { addresses: config.listen.map(formatListen), close };
+  return { start, close };
 }
