@@ -94,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
   }
   // One line per proxy: where it listens and which servers it fronts.
   if (config.http !== undefined) announce(errorLog, '', proxy.addresses, config.http.upstream);
+  for (const stream of proxy.streams) announce(errorLog, 'stream ', stream.addresses, stream.config.upstream);
 
   await stopSignal(errorLog);
   // A bounded graceful stop: requests in flight finish, unless they outlast the deadline.

@@ -8,6 +8,7 @@ import { UpstreamConnections } from './forward/connections.js';
 import type { Logger } from './observe/logger.js';
 import { createHttpServer } from './server/http-server.js';
 import { listen } from './server/listen.js';
+import { StreamServer } from './stream/server.js';
 import { type HealthEvent, UpstreamGroup } from './upstream/group.js';
 
 /** How often a stopping proxy closes the client connections that have gone idle. */
@@ -21,7 +22,12 @@ export interface ProxyLogs {
 export interface RunningProxy {
   /** The HTTP listen addresses, as nginx prints them ("*:8080", "unix:/run/sockproxy.sock"); empty without HTTP. */
   readonly addresses: readonly string[];
-  /** Stops accepting, lets in-flight requests finish, closes upstream connections. */
+  /** The stream servers, in configuration order. */
+  readonly streams: readonly StreamServer[];
+  /**
+   * Stops accepting, lets in-flight requests finish, closes upstream connections, and lets
+   * open stream sessions run to their end.
+   */
   close(): Promise<void>;
 }
 
@@ -33,27 +39,29 @@ interface HttpProxy {
 }
 
 /**
- * The composition root: a resolved configuration becomes listeners, an upstream group and
- * its upstream connections. Rejects with a
+ * The composition root: a resolved configuration becomes listeners, upstream groups and
+ * their upstream connections, for the HTTP proxy and each stream server. Rejects with a
  * ListenError when an address cannot be bound (nothing is left listening then).
  */
 export async function startProxy(config: Config, logs: ProxyLogs): Promise<RunningProxy> {
-  const { errorLog } = logs;
+  const { errorLog, accessLog } = logs;
   const onHealthEvent = (event: HealthEvent): void =>
     errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`);
 
+  const streams = config.stream.map((stream) => new StreamServer(stream, { errorLog, accessLog, onHealthEvent }));
   const http = config.http === undefined ? undefined : httpProxy(config.http, config.proxy, logs, onHealthEvent);
   const close = async (): Promise<void> => {
-    await http?.close();
+    await Promise.all([http?.close(), ...streams.map((stream) => stream.close())]);
   };
 
   try {
     await http?.start();
+    for (const stream of streams) await stream.start();
   } catch (err) {
     await close();
     throw err;
   }
-  return { addresses: config.http?.listen.map(formatListen) ?? [], close };
+  return { addresses: config.http?.listen.map(formatListen) ?? [], streams, close };
 }
 
 function httpProxy(

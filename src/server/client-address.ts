@@ -6,7 +6,15 @@ import type { Socket } from 'node:net';
  * "::ffff:127.0.0.1". nginx prints "unix:" for a client on a Unix-socket listener.
  */
 export function clientAddress(socket: Socket): string {
-  const address = socket.remoteAddress;
+  return plainAddress(socket.remoteAddress);
+}
+
+/** nginx's $server_addr for a client connection, on the same rules: where the client connected. */
+export function serverAddress(socket: Socket): string {
+  return plainAddress(socket.localAddress);
+}
+
+function plainAddress(address: string | undefined): string {
   if (address === undefined) return 'unix:';
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
