@@ -132,6 +132,39 @@ describe('stream: connect failures, next upstream and passive health', () => {
     await proxy.waitForError(`upstream server temporarily disabled, upstream: "unix:${refused}"`);
   });
 
+  it('max_fails=2: a refusing server is tried twice before it is taken out', async () => {
+    const refused = await stale('stale');
+    const b = await echo('b');
+    const proxy = await startStreamProxy(tmp, [`unix:${refused} max_fails=2 fail_timeout=30s`, b.address]);
+    for (let i = 0; i < 8; i++) await session(proxy.port);
+    expect(connectErrors(proxy)).toHaveLength(2);
+    expect(b.connections).toHaveLength(8);
+  });
+
+  it('weight and down: weights 2:1 share the sessions 4:2, a down server gets none', async () => {
+    const [a, b, c] = [await echo('a'), await echo('b'), await echo('c')];
+    const proxy = await startStreamProxy(tmp, [`${a.address} weight=2`, b.address, `${c.address} down`]);
+    for (let i = 0; i < 6; i++) await session(proxy.port);
+    expect([a, b, c].map((u) => u.connections.length)).toEqual([4, 2, 0]);
+  });
+
+  it('max_conns counts open sessions: a server at its limit is passed over while its session lasts', async () => {
+    const [a, b] = [await echo('a'), await echo('b')];
+    // Weights 10:1 send every session to a, but a takes one at a time.
+    const proxy = await startStreamProxy(tmp, [`${a.address} weight=10 max_conns=1`, b.address]);
+    const held = await streamClient(proxy.port);
+    held.socket.write('held');
+    await held.waitFor('the held echo', () => held.received().toString() === 'held');
+    await session(proxy.port);
+    await session(proxy.port);
+    expect([a.connections.length, b.connections.length]).toEqual([1, 2]);
+    held.socket.end();
+    // Its access-log line is written once the proxy has let go of the session.
+    await proxy.waitForSessions(3);
+    await session(proxy.port);
+    expect([a.connections.length, b.connections.length]).toEqual([2, 2]);
+  });
+
   it('every server out within fail_timeout: "no live upstreams", 502 without a connect, upstream_addr the group name', async () => {
     const a = await stale('a');
     const b = await stale('b');
