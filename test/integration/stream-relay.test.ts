@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type net from 'node:net';
+import { once } from 'node:events';
+import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { killAll } from '../helpers/node-process.js';
 import { mib, readRss } from '../helpers/rss.js';
@@ -75,7 +76,7 @@ async function stalled(read: () => number, quietMs = 600): Promise<number> {
  */
 describe('stream relay', () => {
   let tmp: TempDir;
-  const upstreams: StreamUpstream[] = [];
+  const upstreams: { close(): Promise<void> }[] = [];
 
   beforeEach(() => {
     tmp = makeTempDir();
@@ -150,6 +151,26 @@ describe('stream relay', () => {
     await client.waitFor('the session to close', () => client.closed());
     const [session] = await proxy.waitForSessions(1);
     expect(session).toMatchObject({ status: 200, bytes_received: 18, bytes_sent: 17 });
+  });
+
+  it('an app that resets the connection: both sides are closed, nginx\'s recv() line names the upstream, status 200', async () => {
+    // Closed with the client's bytes unread: on a Unix socket the proxy's next read gets ECONNRESET.
+    const resetting = net.createServer({ pauseOnConnect: true }, (socket) => setTimeout(() => socket.destroy(), 200));
+    resetting.listen(tmp.path('reset.sock'));
+    await once(resetting, 'listening');
+    upstreams.push({ close: () => new Promise<void>((resolve) => resetting.close(() => resolve())) });
+    const proxy = await startStreamProxy(tmp, [`unix:${tmp.path('reset.sock')}`]);
+    const client = await streamClient(proxy.port);
+    client.socket.write('unread');
+    await client.waitFor('the proxy to close the client', () => client.ended() || client.closed());
+    const line = await proxy.waitForError('recv() failed');
+    expect(line.msg).toBe(
+      `recv() failed (104: Connection reset by peer) while proxying and reading from upstream, client: 127.0.0.1, ` +
+        `server: 127.0.0.1:${proxy.port}, upstream: "unix:${tmp.path('reset.sock')}", bytes from/to client:6/0, bytes from/to upstream:0/6`,
+    );
+    expect(line.level).toBe(50);
+    const [session] = await proxy.waitForSessions(1);
+    expect(session).toMatchObject({ status: 200, bytes_received: 6, bytes_sent: 0 });
   });
 
   // Both legs on Unix sockets (the proxy listens on one too): their kernel buffers are about
