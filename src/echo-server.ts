@@ -88,12 +88,15 @@ async function main(): Promise<number> {
     log(`error: ${err.message}`);
     return EXIT_START_FAILED;
   }
-  log(`listening on ${formatListen(address)} (pid ${process.pid})`);
-
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  // Handlers first: whoever reads the listening line may signal at once, and until a
+  // handler exists SIGTERM kills the process without removing the socket file.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  log(`listening on ${formatListen(address)} (pid ${process.pid})`);
+
+  const signal = await stopSignal;
   // The socket file goes first, as Gunicorn's does: a new client gets "No such file or
   // directory" at once rather than a connection nobody will serve.
   if (address.kind === 'unix') unlinkSocket(address.path);

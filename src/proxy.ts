@@ -92,11 +92,14 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
     return EXIT_START_FAILED;
   }
+  // The handlers before the start lines: whoever waits for those may signal at once, and
+  // without a handler SIGTERM would kill the process without its graceful stop.
+  const stopped = stopSignal(errorLog);
   // One line per proxy: where it listens and which servers it fronts.
   if (config.http !== undefined) announce(errorLog, '', proxy.addresses, config.http.upstream);
   for (const stream of proxy.streams) announce(errorLog, 'stream ', stream.addresses, stream.config.upstream);
 
-  await stopSignal(errorLog);
+  await stopped;
   // A bounded graceful stop: requests in flight finish, unless they outlast the deadline.
   const deadline = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_TIMEOUT_MS).unref());
   await Promise.race([proxy.close(), deadline, stopSignal(errorLog)]);

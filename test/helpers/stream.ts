@@ -109,7 +109,7 @@ export interface StreamProxy {
   readonly process: Running;
   /** The first stream server's TCP port. */
   readonly port: number;
-  /** Its stream access-log lines (stdout), parsed. */
+  /** Its stream access-log lines, parsed. */
   sessions(): Record<string, unknown>[];
   /** Resolves with the first error-log line whose message contains `text`. */
   waitForError(text: string, timeoutMs?: number): Promise<Record<string, unknown>>;
@@ -120,13 +120,12 @@ export interface StreamProxy {
 /**
  * Starts `node dist/proxy.js` on a configuration with one stream server listening on a
  * free TCP port on 127.0.0.1 (or on `listen`, when given), in front of `servers` (nginx
- * server lines), with `settings` (YAML lines of the stream server) and `extra` (YAML after
- * the stream list).
+ * server lines), with `settings` (YAML lines of the stream server).
  */
 export async function startStreamProxy(
   tmp: TempDir,
   servers: readonly string[],
-  { settings = '', extra = '', listen }: { settings?: string; extra?: string; listen?: string } = {},
+  { settings = '', listen }: { settings?: string; listen?: string } = {},
 ): Promise<StreamProxy> {
   const port = await freePort();
   const settingLines = settings
@@ -136,12 +135,14 @@ export async function startStreamProxy(
     .join('');
   const yaml =
     `stream:\n  - listen: ${JSON.stringify(listen ?? `127.0.0.1:${port}`)}\n` +
-    `    upstream:\n      servers:\n${servers.map((s) => `        - ${s}\n`).join('')}${settingLines}${extra}`;
+    `    upstream:\n      servers:\n${servers.map((s) => `        - ${s}\n`).join('')}${settingLines}`;
   const file = tmp.path(`stream-${port}.yaml`);
-  writeFileSync(file, yaml);
+  // The access log on stderr with the error log: one pipe keeps their order, so once a
+  // session's access line is in, every error line it caused is in too.
+  writeFileSync(file, `${yaml}log:\n  access: stderr\n`);
   const proxy = spawnNode(PROXY_JS, ['--config', file]);
   await proxy.waitForLog((line) => String(line.msg ?? '').includes('listening on'));
-  const sessions = (): Record<string, unknown>[] => proxy.accessLog().filter((line) => 'session_time' in line);
+  const sessions = (): Record<string, unknown>[] => proxy.errorLog().filter((line) => 'session_time' in line);
   return {
     process: proxy,
     port,

@@ -1,7 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeStaleSocket } from '../helpers/app-sockets.js';
 import { killAll } from '../helpers/node-process.js';
-import { echoUpstream, startStreamProxy, type StreamClient, streamClient, type StreamUpstream } from '../helpers/stream.js';
+import {
+  echoUpstream,
+  startStreamProxy,
+  type StreamClient,
+  streamClient,
+  type StreamProxy,
+  type StreamUpstream,
+} from '../helpers/stream.js';
 import { makeTempDir, type TempDir } from '../helpers/temp.js';
 import { type UnacceptingListener, unacceptingTcpListener, unacceptingUnixListener } from '../helpers/unaccepting-listener.js';
 
@@ -36,16 +43,21 @@ describe('stream: connect failures, next upstream and passive health', () => {
     return path;
   }
 
-  /** One session: sends `text`, half-closes, and resolves with the client once the proxy has closed it. */
-  async function session(port: number, text = 'ping'): Promise<StreamClient> {
-    const client = await streamClient(port);
+  /**
+   * One session: sends `text`, half-closes, and resolves with the client once the proxy has
+   * closed it and logged it (so the error lines it caused are in).
+   */
+  async function session(proxy: StreamProxy, text = 'ping'): Promise<StreamClient> {
+    const logged = proxy.sessions().length;
+    const client = await streamClient(proxy.port);
     client.socket.end(text);
     await client.waitFor('the session to end', () => client.closed(), 10_000);
+    await proxy.waitForSessions(logged + 1);
     return client;
   }
 
   /** The error-log lines about connect() and connect timeouts, in order. */
-  function connectErrors(proxy: Awaited<ReturnType<typeof startStreamProxy>>): string[] {
+  function connectErrors(proxy: StreamProxy): string[] {
     return proxy.process
       .errorLog()
       .map((line) => String(line.msg))
@@ -56,7 +68,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const missing = tmp.path('missing.sock');
     const b = await echo('b');
     const proxy = await startStreamProxy(tmp, [`unix:${missing}`, b.address]);
-    const client = await session(proxy.port, 'hello');
+    const client = await session(proxy, 'hello');
     expect(client.received().toString()).toBe('hello');
     expect(b.connections.map((c) => c.received().toString())).toEqual(['hello']);
 
@@ -81,7 +93,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const refused = await stale('stale');
     const backup = await echo('backup');
     const proxy = await startStreamProxy(tmp, [`unix:${refused}`, `${backup.address} backup`]);
-    const client = await session(proxy.port);
+    const client = await session(proxy);
     expect(client.received().toString()).toBe('ping');
     expect(backup.connections).toHaveLength(1);
     expect(connectErrors(proxy)).toEqual([
@@ -95,7 +107,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const a = tmp.path('a.sock');
     const b = await stale('b');
     const proxy = await startStreamProxy(tmp, [`unix:${a}`, `unix:${b}`]);
-    const client = await session(proxy.port);
+    const client = await session(proxy);
     expect(client.received().length).toBe(0);
     expect(connectErrors(proxy)).toHaveLength(2);
     const [access] = await proxy.waitForSessions(1);
@@ -110,11 +122,11 @@ describe('stream: connect failures, next upstream and passive health', () => {
   it('a single server is tried once, never taken out: 502 each time, and it serves as soon as it is back', async () => {
     const path = tmp.path('only.sock');
     const proxy = await startStreamProxy(tmp, [`unix:${path}`]);
-    for (let i = 0; i < 2; i++) await session(proxy.port);
+    for (let i = 0; i < 2; i++) await session(proxy);
     expect(connectErrors(proxy)).toHaveLength(2);
     const back = await echoUpstream(path);
     cleanups.push(() => back.close());
-    const client = await session(proxy.port, 'again');
+    const client = await session(proxy, 'again');
     expect(client.received().toString()).toBe('again');
     const sessions = await proxy.waitForSessions(3);
     expect(sessions.map((s) => s.status)).toEqual([502, 502, 200]);
@@ -125,7 +137,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const refused = await stale('stale');
     const b = await echo('b');
     const proxy = await startStreamProxy(tmp, [`unix:${refused} fail_timeout=30s`, b.address]);
-    for (let i = 0; i < 6; i++) expect((await session(proxy.port, `s${i}`)).received().toString()).toBe(`s${i}`);
+    for (let i = 0; i < 6; i++) expect((await session(proxy, `s${i}`)).received().toString()).toBe(`s${i}`);
     // Round robin would have tried the stale socket for 3 of the 6; after its first failure, none.
     expect(connectErrors(proxy)).toHaveLength(1);
     expect(b.connections).toHaveLength(6);
@@ -136,7 +148,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const refused = await stale('stale');
     const b = await echo('b');
     const proxy = await startStreamProxy(tmp, [`unix:${refused} max_fails=2 fail_timeout=30s`, b.address]);
-    for (let i = 0; i < 8; i++) await session(proxy.port);
+    for (let i = 0; i < 8; i++) await session(proxy);
     expect(connectErrors(proxy)).toHaveLength(2);
     expect(b.connections).toHaveLength(8);
   });
@@ -144,7 +156,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
   it('weight and down: weights 2:1 share the sessions 4:2, a down server gets none', async () => {
     const [a, b, c] = [await echo('a'), await echo('b'), await echo('c')];
     const proxy = await startStreamProxy(tmp, [`${a.address} weight=2`, b.address, `${c.address} down`]);
-    for (let i = 0; i < 6; i++) await session(proxy.port);
+    for (let i = 0; i < 6; i++) await session(proxy);
     expect([a, b, c].map((u) => u.connections.length)).toEqual([4, 2, 0]);
   });
 
@@ -155,13 +167,13 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const held = await streamClient(proxy.port);
     held.socket.write('held');
     await held.waitFor('the held echo', () => held.received().toString() === 'held');
-    await session(proxy.port);
-    await session(proxy.port);
+    await session(proxy);
+    await session(proxy);
     expect([a.connections.length, b.connections.length]).toEqual([1, 2]);
     held.socket.end();
     // Its access-log line is written once the proxy has let go of the session.
     await proxy.waitForSessions(3);
-    await session(proxy.port);
+    await session(proxy);
     expect([a.connections.length, b.connections.length]).toEqual([2, 2]);
   });
 
@@ -169,9 +181,9 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const a = await stale('a');
     const b = await stale('b');
     const proxy = await startStreamProxy(tmp, [`unix:${a} fail_timeout=30s`, `unix:${b} fail_timeout=30s`]);
-    await session(proxy.port);
+    await session(proxy);
     expect(connectErrors(proxy)).toHaveLength(2);
-    await session(proxy.port);
+    await session(proxy);
     expect(connectErrors(proxy)).toHaveLength(2);
     const line = await proxy.waitForError('no live upstreams');
     expect(line.msg).toBe(
@@ -187,7 +199,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const b = await echo('b');
     const proxy = await startStreamProxy(tmp, [`unix:${missing}`, b.address], { settings: 'next_upstream: off' });
     // Smooth round robin over equal weights starts with the first server listed.
-    await session(proxy.port);
+    await session(proxy);
     expect(b.connections).toHaveLength(0);
     const [access] = await proxy.waitForSessions(1);
     expect(access).toMatchObject({ status: 502, upstream_addr: `unix:${missing}` });
@@ -198,7 +210,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const b = tmp.path('b.sock');
     const c = await echo('c');
     const proxy = await startStreamProxy(tmp, [`unix:${a}`, `unix:${b}`, c.address], { settings: 'next_upstream_tries: 2' });
-    await session(proxy.port);
+    await session(proxy);
     expect(c.connections).toHaveLength(0);
     const [access] = await proxy.waitForSessions(1);
     expect(access).toMatchObject({ status: 502, upstream_addr: `unix:${a}, unix:${b}` });
@@ -211,7 +223,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const b = await echo('b');
     const proxy = await startStreamProxy(tmp, [full.address, b.address], { settings: 'connect_timeout: 10s' });
     const started = performance.now();
-    const client = await session(proxy.port);
+    const client = await session(proxy);
     expect(performance.now() - started).toBeLessThan(2_000);
     expect(client.received().toString()).toBe('ping');
     expect(connectErrors(proxy)).toEqual([
@@ -226,7 +238,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const b = await echo('b');
     const proxy = await startStreamProxy(tmp, [full.address, b.address], { settings: 'connect_timeout: 1s' });
     const started = performance.now();
-    const client = await session(proxy.port);
+    const client = await session(proxy);
     const ms = performance.now() - started;
     expect(client.received().toString()).toBe('ping');
     expect(ms).toBeGreaterThanOrEqual(900);
