@@ -109,7 +109,7 @@ export interface StreamProxy {
   readonly process: Running;
   /** The first stream server's TCP port. */
   readonly port: number;
-  /** Its stream access-log lines, parsed. */
+  /** Its stream access-log lines (stdout), parsed. */
   sessions(): Record<string, unknown>[];
   /** Resolves with the first error-log line whose message contains `text`. */
   waitForError(text: string, timeoutMs?: number): Promise<Record<string, unknown>>;
@@ -137,12 +137,10 @@ export async function startStreamProxy(
     `stream:\n  - listen: ${JSON.stringify(listen ?? `127.0.0.1:${port}`)}\n` +
     `    upstream:\n      servers:\n${servers.map((s) => `        - ${s}\n`).join('')}${settingLines}`;
   const file = tmp.path(`stream-${port}.yaml`);
-  // The access log on stderr with the error log: one pipe keeps their order, so once a
-  // session's access line is in, every error line it caused is in too.
-  writeFileSync(file, `${yaml}log:\n  access: stderr\n`);
+  writeFileSync(file, yaml);
   const proxy = spawnNode(PROXY_JS, ['--config', file]);
   await proxy.waitForLog((line) => String(line.msg ?? '').includes('listening on'));
-  const sessions = (): Record<string, unknown>[] => proxy.errorLog().filter((line) => 'session_time' in line);
+  const sessions = (): Record<string, unknown>[] => proxy.accessLog().filter((line) => 'session_time' in line);
   return {
     process: proxy,
     port,

@@ -43,10 +43,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     return path;
   }
 
-  /**
-   * One session: sends `text`, half-closes, and resolves with the client once the proxy has
-   * closed it and logged it (so the error lines it caused are in).
-   */
+  /** One session: sends `text`, half-closes, and resolves with the client once the proxy has closed and logged it. */
   async function session(proxy: StreamProxy, text = 'ping'): Promise<StreamClient> {
     const logged = proxy.sessions().length;
     const client = await streamClient(proxy.port);
@@ -62,6 +59,17 @@ describe('stream: connect failures, next upstream and passive health', () => {
       .errorLog()
       .map((line) => String(line.msg))
       .filter((msg) => msg.startsWith('connect()') || msg.startsWith('upstream timed out'));
+  }
+
+  /**
+   * The connect errors once `count` of them are in, and a moment later, so that one too
+   * many shows. pino writes each log asynchronously, so a session's access line may come
+   * before the error lines it caused.
+   */
+  async function connectErrorsSettled(proxy: StreamProxy, count: number): Promise<string[]> {
+    await proxy.process.waitFor(`${count} connect errors`, () => (connectErrors(proxy).length >= count ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    return connectErrors(proxy);
   }
 
   it('a missing socket file: nginx\'s [crit] line, and the session goes to the next server', async () => {
@@ -96,7 +104,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const client = await session(proxy);
     expect(client.received().toString()).toBe('ping');
     expect(backup.connections).toHaveLength(1);
-    expect(connectErrors(proxy)).toEqual([
+    expect(await connectErrorsSettled(proxy, 1)).toEqual([
       expect.stringContaining(`connect() to unix:${refused} failed (111: Connection refused) while connecting to upstream`),
     ]);
     const line = await proxy.process.waitForLog((l) => String(l.msg).startsWith('connect()'));
@@ -109,7 +117,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const proxy = await startStreamProxy(tmp, [`unix:${a}`, `unix:${b}`]);
     const client = await session(proxy);
     expect(client.received().length).toBe(0);
-    expect(connectErrors(proxy)).toHaveLength(2);
+    expect(await connectErrorsSettled(proxy, 2)).toHaveLength(2);
     const [access] = await proxy.waitForSessions(1);
     expect(access).toMatchObject({
       status: 502,
@@ -123,7 +131,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const path = tmp.path('only.sock');
     const proxy = await startStreamProxy(tmp, [`unix:${path}`]);
     for (let i = 0; i < 2; i++) await session(proxy);
-    expect(connectErrors(proxy)).toHaveLength(2);
+    expect(await connectErrorsSettled(proxy, 2)).toHaveLength(2);
     const back = await echoUpstream(path);
     cleanups.push(() => back.close());
     const client = await session(proxy, 'again');
@@ -139,7 +147,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const proxy = await startStreamProxy(tmp, [`unix:${refused} fail_timeout=30s`, b.address]);
     for (let i = 0; i < 6; i++) expect((await session(proxy, `s${i}`)).received().toString()).toBe(`s${i}`);
     // Round robin would have tried the stale socket for 3 of the 6; after its first failure, none.
-    expect(connectErrors(proxy)).toHaveLength(1);
+    expect(await connectErrorsSettled(proxy, 1)).toHaveLength(1);
     expect(b.connections).toHaveLength(6);
     await proxy.waitForError(`upstream server temporarily disabled, upstream: "unix:${refused}"`);
   });
@@ -149,7 +157,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const b = await echo('b');
     const proxy = await startStreamProxy(tmp, [`unix:${refused} max_fails=2 fail_timeout=30s`, b.address]);
     for (let i = 0; i < 8; i++) await session(proxy);
-    expect(connectErrors(proxy)).toHaveLength(2);
+    expect(await connectErrorsSettled(proxy, 2)).toHaveLength(2);
     expect(b.connections).toHaveLength(8);
   });
 
@@ -182,9 +190,9 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const b = await stale('b');
     const proxy = await startStreamProxy(tmp, [`unix:${a} fail_timeout=30s`, `unix:${b} fail_timeout=30s`]);
     await session(proxy);
-    expect(connectErrors(proxy)).toHaveLength(2);
+    expect(await connectErrorsSettled(proxy, 2)).toHaveLength(2);
     await session(proxy);
-    expect(connectErrors(proxy)).toHaveLength(2);
+    expect(await connectErrorsSettled(proxy, 2)).toHaveLength(2);
     const line = await proxy.waitForError('no live upstreams');
     expect(line.msg).toBe(
       `no live upstreams while connecting to upstream, client: 127.0.0.1, server: 127.0.0.1:${proxy.port}, ` +
@@ -226,7 +234,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
     const client = await session(proxy);
     expect(performance.now() - started).toBeLessThan(2_000);
     expect(client.received().toString()).toBe('ping');
-    expect(connectErrors(proxy)).toEqual([
+    expect(await connectErrorsSettled(proxy, 1)).toEqual([
       expect.stringContaining(`connect() to ${full.address} failed (11: Resource temporarily unavailable) while connecting to upstream`),
     ]);
   });
