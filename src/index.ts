@@ -5,14 +5,18 @@ export { ListenError } from './server/listen.js';
 export { startProxy } from './run.js';
 export { createAccessLog, createErrorLog } from './observe/logger.js';
 export type { ProxyLogs, RunningProxy } from './run.js';
+export type { StreamServer } from './stream/server.js';
 export type {
   Balance,
   Config,
+  HttpConfig,
   ListenAddress,
   LogConfig,
   NextUpstreamToken,
   ProxySettings,
   ServerConfig,
   SocketAddress,
+  StreamServerConfig,
+  UpstreamBlock,
   UpstreamConfig,
 } from './config/types.js';

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
-import type { Config } from './config/types.js';
+import type { Config, UpstreamBlock } from './config/types.js';
 import { createAccessLog, createErrorLog, type Logger } from './observe/logger.js';
 import { startProxy, type RunningProxy } from './run.js';
 import { describeServer } from './upstream/address.js';
@@ -92,18 +92,27 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
     return EXIT_START_FAILED;
   }
-  const servers = config.upstream.servers.map(describeServer).join(', ');
-  errorLog.info(
-    { listen: proxy.addresses, upstream: config.upstream.name },
-    `sockproxy ${version()} listening on ${proxy.addresses.join(', ')}, upstream "${config.upstream.name}": ${servers}`,
-  );
+  // The handlers before the start lines: whoever waits for those may signal at once, and
+  // without a handler SIGTERM would kill the process without its graceful stop.
+  const stopped = stopSignal(errorLog);
+  // One line per proxy: where it listens and which servers it fronts.
+  if (config.http !== undefined) announce(errorLog, '', proxy.addresses, config.http.upstream);
+  for (const stream of proxy.streams) announce(errorLog, 'stream ', stream.addresses, stream.config.upstream);
 
-  await stopSignal(errorLog);
+  await stopped;
   // A bounded graceful stop: requests in flight finish, unless they outlast the deadline.
   const deadline = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_TIMEOUT_MS).unref());
   await Promise.race([proxy.close(), deadline, stopSignal(errorLog)]);
   if (accessLog !== undefined) await new Promise<void>((resolve) => accessLog.flush(() => resolve()));
   return 0;
+}
+
+function announce(errorLog: Logger, kind: '' | 'stream ', addresses: readonly string[], upstream: UpstreamBlock): void {
+  const servers = upstream.servers.map(describeServer).join(', ');
+  errorLog.info(
+    { listen: addresses, upstream: upstream.name, ...(kind === '' ? {} : { stream: true }) },
+    `sockproxy ${version()} ${kind}listening on ${addresses.join(', ')}, upstream "${upstream.name}": ${servers}`,
+  );
 }
 
 /** Resolves on the next SIGTERM or SIGINT (docker stop, Ctrl-C); a second one cuts the graceful stop short. */

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import { balancerFor } from './balancer/index.js';
 import { formatListen } from './config/listen.js';
-import type { Config } from './config/types.js';
+import type { Config, HttpConfig, ProxySettings } from './config/types.js';
 import { Exchange, type ForwardContext } from './forward/exchange.js';
 import { compileRequestRules } from './forward/headers.js';
 import { UpstreamConnections } from './forward/connections.js';
@@ -9,7 +9,8 @@ import { TunnelRegistry } from './forward/tunnels.js';
 import type { Logger } from './observe/logger.js';
 import { createHttpServer } from './server/http-server.js';
 import { listen } from './server/listen.js';
-import { UpstreamGroup } from './upstream/group.js';
+import { StreamServer } from './stream/server.js';
+import { type HealthEvent, UpstreamGroup } from './upstream/group.js';
 
 /** How often a stopping proxy closes the client connections that have gone idle. */
 const IDLE_SWEEP_MS = 50;
@@ -20,41 +21,86 @@ export interface ProxyLogs {
 }
 
 export interface RunningProxy {
-  /** The listen addresses, as nginx prints them ("*:8080", "unix:/run/sockproxy.sock"). */
+  /** The HTTP listen addresses, as nginx prints them ("*:8080", "unix:/run/sockproxy.sock"); empty without HTTP. */
   readonly addresses: readonly string[];
+  /** The stream servers, in configuration order. */
+  readonly streams: readonly StreamServer[];
   /**
    * Stops accepting, lets in-flight requests finish, closes upgraded connections (WebSocket
-   * tunnels: FIN to both sides) and upstream connections.
+   * tunnels: FIN to both sides) and upstream connections, and lets open stream sessions run
+   * to their end.
    */
   close(): Promise<void>;
 }
 
+/** The HTTP side: its listeners and upstream connections. */
+interface HttpProxy {
+  /** Binds every listen address; rejects with a ListenError. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
- * The composition root: a resolved configuration becomes listeners, an upstream group
- * and its upstream connections. Rejects with a ListenError when an address cannot be bound
- * (nothing is left listening then).
+ * The composition root: a resolved configuration becomes listeners, upstream groups and
+ * their upstream connections, for the HTTP proxy and each stream server. Rejects with a
+ * ListenError when an address cannot be bound (nothing is left listening then).
  */
 export async function startProxy(config: Config, logs: ProxyLogs): Promise<RunningProxy> {
   const { errorLog, accessLog } = logs;
-  const group = new UpstreamGroup(config.upstream, {
-    onHealthEvent: (event) =>
-      errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`),
-  });
-  const connections = new UpstreamConnections(config.upstream, config.proxy);
-  const tunnels = new TunnelRegistry(config.proxy.maxUpgraded);
+  const onHealthEvent = (event: HealthEvent): void =>
+    errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`);
+
+  const streams = config.stream.map((stream) => new StreamServer(stream, { errorLog, accessLog, onHealthEvent }));
+  const http = config.http === undefined ? undefined : httpProxy(config.http, config.proxy, logs, onHealthEvent);
+  const close = async (): Promise<void> => {
+    await Promise.all([http?.close(), ...streams.map((stream) => stream.close())]);
+  };
+
+  try {
+    await http?.start();
+    for (const stream of streams) await stream.start();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { addresses: config.http?.listen.map(formatListen) ?? [], streams, close };
+}
+
+function httpProxy(
+  config: HttpConfig,
+  proxy: ProxySettings,
+  { errorLog, accessLog }: ProxyLogs,
+  onHealthEvent: (event: HealthEvent) => void,
+): HttpProxy {
+  const group = new UpstreamGroup(config.upstream, { onHealthEvent });
+  const connections = new UpstreamConnections(config.upstream, proxy);
+  const tunnels = new TunnelRegistry(proxy.maxUpgraded);
   const forward: ForwardContext = {
     group,
     connections,
     tunnels,
-    proxy: config.proxy,
-    requestRules: compileRequestRules(config.proxy.setHeader),
+    proxy,
+    requestRules: compileRequestRules(proxy.setHeader),
     errorLog,
     accessLog,
     balancer: balancerFor(config.upstream.balance),
   };
 
-  const servers: Server[] = [];
   let closing = false;
+  const servers: Server[] = [];
+  const start = async (): Promise<void> => {
+    for (const address of config.listen) {
+      const server = createHttpServer(
+        (req, res, expectsContinue) => {
+          if (closing) res.shouldKeepAlive = false;
+          new Exchange(forward, req, res).start(expectsContinue);
+        },
+        (req, res, upgrade) => new Exchange(forward, req, res, upgrade).start(),
+      );
+      await listen(server, address);
+      servers.push(server);
+    }
+  };
   const close = async (): Promise<void> => {
     closing = true;
     // While stopping, a connection is closed as soon as its response is done, as nginx's
@@ -71,22 +117,5 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
     clearInterval(sweep);
     await connections.close();
   };
-
-  try {
-    for (const address of config.listen) {
-      const server = createHttpServer(
-        (req, res, expectsContinue) => {
-          if (closing) res.shouldKeepAlive = false;
-          new Exchange(forward, req, res).start(expectsContinue);
-        },
-        (req, res, upgrade) => new Exchange(forward, req, res, upgrade).start(),
-      );
-      await listen(server, address);
-      servers.push(server);
-    }
-  } catch (err) {
-    await close();
-    throw err;
-  }
-  return { addresses: config.listen.map(formatListen), close };
+  return { start, close };
 }

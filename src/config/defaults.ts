@@ -80,6 +80,19 @@ export const DEFAULTS = deepFreeze({
      */
     maxUpgraded: 1024,
   },
+  /** ngx_stream_proxy_module's defaults (ngx_stream_proxy_merge_srv_conf). */
+  stream: {
+    /** `proxy_connect_timeout 60s`. */
+    connectTimeoutMs: 60_000,
+    /** `proxy_timeout 10m`. */
+    timeoutMs: 10 * 60_000,
+    /** `proxy_next_upstream on`. */
+    nextUpstream: true,
+    /** `proxy_next_upstream_tries 0`: unlimited. */
+    nextUpstreamTries: 0,
+    /** `proxy_next_upstream_timeout 0`: unlimited. */
+    nextUpstreamTimeoutMs: 0,
+  },
   log: {
     /** `error_log ... notice`'s nearest pino level. */
     level: 'info' as LogLevel,

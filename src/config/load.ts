@@ -18,6 +18,8 @@ import type {
   NextUpstreamToken,
   ProxySettings,
   ServerConfig,
+  StreamServerConfig,
+  UpstreamBlock,
   UpstreamConfig,
 } from './types.js';
 import { MAX_TIMER_MS, parseDurationMs, parseInteger, parseSize, valueOf } from './units.js';
@@ -46,7 +48,7 @@ export function parseConfig(source: string, file: string): Config {
     throw new ConfigError(text, { file, line: position?.line, column: position?.col });
   }
   if (doc.contents === null) {
-    throw new ConfigError('the configuration is empty: it needs at least "listen" and "upstream.servers"', { file });
+    throw new ConfigError('the configuration is empty: it needs at least "listen" and "upstream.servers", or "stream"', { file });
   }
   const reader = new Reader(file, lineCounter, doc);
   const root: Field = { node: reader.resolve(doc.contents), path: '' };
@@ -54,17 +56,45 @@ export function parseConfig(source: string, file: string): Config {
     reader.fail(root, `the configuration must be a mapping with "listen" and "upstream", got ${describe(root.node)}`);
   }
   const sections = reader.mapping(root, TOP_KEYS);
+  // Every listen address of the file, HTTP and stream, by its printed form: where it first appeared.
+  const listens = new Map<string, string>();
+  const streamField = sections.get('stream');
+  // The HTTP proxy is there unless the file has only `stream` servers: then neither
+  // `listen` nor `upstream` is required, and no HTTP listener is started.
+  const http =
+    streamField === undefined || sections.has('listen') || sections.has('upstream')
+      ? {
+          listen: readListen(reader, reader.required(root, sections, 'listen'), listens),
+          upstream: readUpstream(reader, reader.required(root, sections, 'upstream'), 'http'),
+        }
+      : undefined;
   return deepFreeze({
     file,
-    listen: readListen(reader, reader.required(root, sections, 'listen')),
-    upstream: readUpstream(reader, reader.required(root, sections, 'upstream')),
+    http,
     proxy: readProxy(reader, sections.get('proxy')),
+    stream: streamField === undefined ? [] : readStream(reader, streamField, listens),
     log: readLog(reader, sections.get('log')),
   } satisfies Config);
 }
 
-const TOP_KEYS = ['listen', 'upstream', 'proxy', 'log'];
-const UPSTREAM_KEYS = ['name', 'servers', 'balance', 'keepalive', 'keepalive_timeout', 'keepalive_requests'];
+const TOP_KEYS = ['listen', 'upstream', 'proxy', 'stream', 'log'];
+/** The keep-alive cache to the app: HTTP only (ngx_http_upstream_keepalive_module has no stream twin). */
+const KEEPALIVE_KEYS = ['keepalive', 'keepalive_timeout', 'keepalive_requests'];
+const UPSTREAM_KEYS = ['name', 'servers', 'balance', ...KEEPALIVE_KEYS];
+const STREAM_SERVER_KEYS = [
+  'listen',
+  'upstream',
+  'connect_timeout',
+  'timeout',
+  'next_upstream',
+  'next_upstream_tries',
+  'next_upstream_timeout',
+];
+/**
+ * The variables of ngx_stream_core_module a stream `hash KEY` may use: a stream session
+ * has a client and a listener, no request.
+ */
+const STREAM_VARIABLES: ReadonlySet<string> = new Set(['remote_addr', 'remote_port', 'server_addr', 'server_port']);
 const SERVER_KEYS = ['address', ...SERVER_PARAMETERS.keys(), ...SERVER_FLAGS];
 const PROXY_KEYS = [
   'next_upstream',
@@ -120,18 +150,22 @@ interface Field {
   readonly keyNode?: Node;
 }
 
-function readListen(reader: Reader, field: Field): readonly ListenAddress[] {
+/** A `listen` value; `seen` holds the addresses already listened on elsewhere in the file, with their YAML path. */
+function readListen(reader: Reader, field: Field, seen: Map<string, string>): readonly ListenAddress[] {
   const items = isSeq(field.node) ? reader.items(field) : [field];
-  if (items.length === 0) reader.fail(field, 'listen must be a port, an address or a list of them, got an empty list');
-  const seen = new Set<string>();
+  if (items.length === 0) reader.fail(field, `${field.path} must be a port, an address or a list of them, got an empty list`);
   return items.map((item) => {
     const text = reader.text(item, 'a port like 8080, an address like "127.0.0.1:8080" or "unix:/run/sockproxy.sock"');
-    const [first = '', ...parameters] = text.trim().split(/\s+/);
-    const address = withSocketFileParameters(reader, item, parseListen(first), parameters);
+    const [written = '', ...parameters] = text.trim().split(/\s+/);
+    const address = withSocketFileParameters(reader, item, parseListen(written), parameters);
     // Two listeners on one address fail at bind time with EADDRINUSE; nginx refuses it at load.
     const key = formatListen(address);
-    if (seen.has(key)) reader.fail(item, `a duplicate listen "${key}" in ${item.path}`);
-    seen.add(key);
+    const first = seen.get(key);
+    if (first !== undefined) {
+      const also = listPath(first) === listPath(item.path) ? '' : ` (also in ${first})`;
+      reader.fail(item, `a duplicate listen "${key}" in ${item.path}${also}`);
+    }
+    seen.set(key, item.path);
     return address;
   });
 }
@@ -157,8 +191,50 @@ function withSocketFileParameters(
   return { ...withMode, group: { name: parsed.group, gid } };
 }
 
-function readUpstream(reader: Reader, field: Field): UpstreamConfig {
+/** The `listen` a listen item belongs to: "stream[1].listen" for "stream[1].listen[0]". */
+function listPath(path: string): string {
+  return path.replace(/\[\d+\]$/, '');
+}
+
+/** The `stream` list: nginx's stream { server { … } } blocks, one L4 proxy each. */
+function readStream(reader: Reader, field: Field, listens: Map<string, string>): readonly StreamServerConfig[] {
+  const items = isNull(field.node) ? [] : reader.items(field);
+  if (items.length === 0) reader.fail(field, 'stream must list one or more servers (each with "listen" and "upstream"), got nothing');
+  return items.map((item) => {
+    const keys = reader.mapping(item, STREAM_SERVER_KEYS);
+    const get = <T>(key: string, read: (field: Field) => T, fallback: T): T => {
+      const valueField = keys.get(key);
+      return valueField ? read(valueField) : fallback;
+    };
+    const defaults = DEFAULTS.stream;
+    return {
+      listen: readListen(reader, reader.required(item, keys, 'listen'), listens),
+      upstream: readUpstream(reader, reader.required(item, keys, 'upstream'), 'stream'),
+      // As for HTTP: nginx would arm a 0 ms timer, Node would read 0 as "never"; refuse both readings.
+      connectTimeoutMs: get('connect_timeout', (f) => reader.duration(f, 1), defaults.connectTimeoutMs),
+      timeoutMs: get('timeout', (f) => reader.duration(f, 1), defaults.timeoutMs),
+      nextUpstream: get('next_upstream', (f) => reader.flag(f), defaults.nextUpstream),
+      nextUpstreamTries: get('next_upstream_tries', (f) => reader.integer(f), defaults.nextUpstreamTries),
+      nextUpstreamTimeoutMs: get('next_upstream_timeout', (f) => reader.duration(f, 0), defaults.nextUpstreamTimeoutMs),
+    };
+  });
+}
+
+/** An upstream block; `stream`'s has no keep-alive settings and nginx stream's balancing methods. */
+function readUpstream(reader: Reader, field: Field, kind: 'http'): UpstreamConfig;
+function readUpstream(reader: Reader, field: Field, kind: 'stream'): UpstreamBlock;
+function readUpstream(reader: Reader, field: Field, kind: 'http' | 'stream'): UpstreamConfig | UpstreamBlock {
   const keys = reader.mapping(field, UPSTREAM_KEYS);
+  if (kind === 'stream') {
+    for (const key of KEEPALIVE_KEYS) {
+      const valueField = keys.get(key);
+      if (valueField === undefined) continue;
+      reader.fail(
+        { node: valueField.keyNode ?? valueField.node, path: valueField.path },
+        `"${key}" is not available in a stream upstream (${field.path}): a stream session is its own connection to the server`,
+      );
+    }
+  }
   const nameField = keys.get('name');
   const nameExpected = 'a host name (letters, digits, ".", "-", "_")';
   const name = nameField ? reader.text(nameField, nameExpected) : DEFAULTS.upstream.name;
@@ -166,7 +242,7 @@ function readUpstream(reader: Reader, field: Field): UpstreamConfig {
     reader.fail(nameField, `${nameField.path} must be ${nameExpected}, got ${JSON.stringify(name)}`);
   }
   const balanceField = keys.get('balance');
-  const balance = balanceField ? readBalance(reader, balanceField) : DEFAULTS.upstream.balance;
+  const balance = balanceField ? readBalance(reader, balanceField, kind) : DEFAULTS.upstream.balance;
   const keepaliveField = keys.get('keepalive');
   const keepalive = keepaliveField ? reader.integer(keepaliveField) : DEFAULTS.upstream.keepalive;
   const timeoutField = keys.get('keepalive_timeout');
@@ -192,14 +268,27 @@ function readUpstream(reader: Reader, field: Field): UpstreamConfig {
     }
     return server;
   });
+  if (kind === 'stream') return { name, servers, balance };
   return { name, servers, balance, keepalive, keepaliveTimeoutMs, keepaliveRequests };
 }
 
-function readBalance(reader: Reader, field: Field): Balance {
+function readBalance(reader: Reader, field: Field, kind: 'http' | 'stream'): Balance {
   const text = reader.text(field, BALANCE_EXPECTED);
   const balance = parseBalance(text);
   if (balance === undefined) reader.fail(field, `${field.path} must be ${BALANCE_EXPECTED}, got ${JSON.stringify(text)}`);
   if ('error' in balance) reader.fail(field, `${balance.error} in ${field.path}`);
+  if (kind === 'http') return balance;
+  // nginx's stream upstream has hash, least_conn and random, but no ip_hash.
+  if (balance.method === 'ip_hash') {
+    reader.fail(field, `"ip_hash" is not available in a stream upstream, use "hash $remote_addr" in ${field.path}`);
+  }
+  if (balance.method === 'hash') {
+    for (const part of balance.key) {
+      if (typeof part !== 'string' && !STREAM_VARIABLES.has(part.variable)) {
+        reader.fail(field, `unknown "${part.variable}" variable in ${field.path} (a stream session has ${[...STREAM_VARIABLES].map((v) => `$${v}`).join(', ')})`);
+      }
+    }
+  }
   return balance;
 }
 

@@ -67,12 +67,17 @@ export type Balance =
 
 export type BalanceMethod = Balance['method'];
 
-export interface UpstreamConfig {
+/** What the HTTP and the stream upstream blocks have in common: the servers and how one is chosen. */
+export interface UpstreamBlock {
   /** nginx's upstream name; `$proxy_host` and the "no live upstreams" upstream_addr. Default "backend". */
   readonly name: string;
   readonly servers: readonly ServerConfig[];
   /** YAML `balance`, the nginx directive text ("least_conn", "hash $request_uri consistent"); default round robin. */
   readonly balance: Balance;
+}
+
+/** The HTTP proxy's upstream block: the servers, and the keep-alive connections kept to them. */
+export interface UpstreamConfig extends UpstreamBlock {
   /** nginx `keepalive N`: idle connections kept per server; 0 = a new connection per request. Default 32. */
   readonly keepalive: number;
   /** nginx `keepalive_timeout`: how long an idle upstream connection is kept, in ms. Default 1 500 (see defaults.ts). */
@@ -163,11 +168,43 @@ export interface LogConfig {
   readonly access: AccessLogTarget;
 }
 
+/** The HTTP reverse proxy: where it listens and the servers it forwards requests to. */
+export interface HttpConfig {
+  /** YAML `listen`: one or more addresses. */
+  readonly listen: readonly ListenAddress[];
+  readonly upstream: UpstreamConfig;
+}
+
+/**
+ * One server of the YAML `stream` list: nginx's `stream { server { listen …; proxy_pass
+ * upstream; } }`, an L4 proxy that relays bytes unchanged between a client and one
+ * upstream server (ngx_stream_proxy_module).
+ */
+export interface StreamServerConfig {
+  /** `listen`: one or more addresses, TCP or unix:, as for HTTP. */
+  readonly listen: readonly ListenAddress[];
+  /** The upstream block: `servers` and `balance` as for HTTP (no keep-alive: a session is its own connection). */
+  readonly upstream: UpstreamBlock;
+  /** proxy_connect_timeout in ms; default 60 000. */
+  readonly connectTimeoutMs: number;
+  /** proxy_timeout in ms: the longest idle time between two reads or writes, on either connection; default 600 000. */
+  readonly timeoutMs: number;
+  /** proxy_next_upstream (a flag in the stream module): a failed connect moves on to the next server; default on. */
+  readonly nextUpstream: boolean;
+  /** proxy_next_upstream_tries; 0 = unlimited (default). */
+  readonly nextUpstreamTries: number;
+  /** proxy_next_upstream_timeout in ms; 0 = unlimited (default). */
+  readonly nextUpstreamTimeoutMs: number;
+}
+
 export interface Config {
   /** The file the configuration was read from (for messages). */
   readonly file: string;
-  readonly listen: readonly ListenAddress[];
-  readonly upstream: UpstreamConfig;
+  /** The HTTP proxy (YAML `listen` and `upstream`); undefined for a configuration with only `stream`. */
+  readonly http: HttpConfig | undefined;
+  /** The HTTP proxy's proxy_* settings (YAML `proxy`), defaulted even when there is no HTTP proxy. */
   readonly proxy: ProxySettings;
+  /** YAML `stream`: the L4 proxies, in file order; empty when there are none. */
+  readonly stream: readonly StreamServerConfig[];
   readonly log: LogConfig;
 }

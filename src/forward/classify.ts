@@ -1,5 +1,5 @@
 import { errors } from 'undici';
-import { describeErrno } from '../server/errno.js';
+import { connectFailure, describeErrno } from '../server/errno.js';
 import type { TunnelEnding } from './tunnel.js';
 
 /**
@@ -26,17 +26,6 @@ export interface UpstreamFailure {
   /** nginx logs connect() errors other than refused/unreachable at [crit] (ngx_event_connect_peer). */
   readonly severity: 'crit' | 'error';
 }
-
-/** connect() errnos nginx logs at [error]; every other one is [crit]. */
-const ORDINARY_CONNECT_ERRORS = new Set([
-  'ECONNREFUSED',
-  'EAGAIN',
-  'ECONNRESET',
-  'ENETDOWN',
-  'ENETUNREACH',
-  'EHOSTDOWN',
-  'EHOSTUNREACH',
-]);
 
 const TIMED_OUT = 'upstream timed out (110: Connection timed out)';
 
@@ -73,14 +62,7 @@ export function classifyUpstreamError(error: unknown, phase: Phase, upstream: st
       ? { kind: 'error', message: 'upstream sent invalid chunked response', severity: 'error' }
       : { kind: 'invalid_header', message: 'upstream sent invalid header', severity: 'error' };
   }
-  if (phase === 'connecting') {
-    const reason = typeof err?.errno === 'number' ? describeErrno(err) : String(err?.message ?? err);
-    return {
-      kind: 'error',
-      message: `connect() to ${upstream} failed (${reason})`,
-      severity: ORDINARY_CONNECT_ERRORS.has(code) ? 'error' : 'crit',
-    };
-  }
+  if (phase === 'connecting') return { kind: 'error', ...connectFailure(err, upstream) };
   if (code === 'EPIPE') return { kind: 'error', message: `send() failed (${describeErrno(err)})`, severity: 'error' };
   if (typeof err?.errno === 'number') {
     return { kind: 'error', message: `recv() failed (${describeErrno(err)})`, severity: 'error' };

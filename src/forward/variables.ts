@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { HeaderTemplate } from '../config/types.js';
+import { clientAddress } from '../server/client-address.js';
 
 /** What nginx variables are evaluated from, for one request. */
 export interface VariableContext {
@@ -55,15 +56,9 @@ export function renderTemplate(template: HeaderTemplate, context: VariableContex
   return value;
 }
 
-/**
- * $remote_addr. A port bound on every address takes IPv4 clients on an IPv6 socket;
- * they are shown as nginx shows them, "127.0.0.1", not "::ffff:127.0.0.1". nginx prints
- * "unix:" for a client on a Unix-socket listener.
- */
+/** $remote_addr of the request's connection. */
 export function remoteAddr(req: IncomingMessage): string {
-  const address = req.socket.remoteAddress;
-  if (address === undefined) return 'unix:';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  return clientAddress(req.socket);
 }
 
 /**

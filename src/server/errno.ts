@@ -46,3 +46,30 @@ export function describeErrno(err: NodeJS.ErrnoException): string {
   }
   return err.code ?? err.message;
 }
+
+/** connect() errnos nginx logs at [error]; every other one is [crit] (ngx_event_connect_peer). */
+const ORDINARY_CONNECT_ERRORS = new Set([
+  'ECONNREFUSED',
+  'EAGAIN',
+  'ECONNRESET',
+  'ENETDOWN',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'EHOSTUNREACH',
+]);
+
+/** A failed connect() to an upstream server, in nginx's words, and the level nginx logs it at. */
+export interface ConnectFailure {
+  /** `connect() to unix:/tmp/app.sock failed (2: No such file or directory)`, without the "while …" part. */
+  readonly message: string;
+  readonly severity: 'crit' | 'error';
+}
+
+/** How nginx reports a connect() to `upstream` ("unix:/tmp/app.sock", "127.0.0.1:8000") that failed with `err`. */
+export function connectFailure(err: NodeJS.ErrnoException, upstream: string): ConnectFailure {
+  const reason = typeof err?.errno === 'number' ? describeErrno(err) : String(err?.message ?? err);
+  return {
+    message: `connect() to ${upstream} failed (${reason})`,
+    severity: ORDINARY_CONNECT_ERRORS.has(err?.code ?? '') ? 'error' : 'crit',
+  };
+}

@@ -1,4 +1,4 @@
-import type { UpstreamConfig } from '../config/types.js';
+import type { UpstreamBlock } from '../config/types.js';
 import { Peer } from './peer.js';
 
 /** Chooses one of `candidates` for which `eligible` holds (a balancer; see src/balancer). */
@@ -15,7 +15,8 @@ export type HealthEvent = { kind: 'disabled'; peer: Peer };
 
 /**
  * The upstream block: primary and backup peers, passive health (max_fails/fail_timeout)
- * and the selection rules around the balancer, as ngx_http_upstream_round_robin.c has them.
+ * and the selection rules around the balancer, as ngx_http_upstream_round_robin.c has them
+ * (and ngx_stream_upstream_round_robin.c, which has the same rules for the stream proxy).
  * `nowSec` is injected so the fail_timeout rules are unit-tested without sleeping.
  */
 export class UpstreamGroup {
@@ -34,7 +35,7 @@ export class UpstreamGroup {
   readonly #onHealthEvent: (event: HealthEvent) => void;
 
   constructor(
-    config: UpstreamConfig,
+    config: UpstreamBlock,
     options: { nowSec?: () => number; onHealthEvent?: (event: HealthEvent) => void } = {},
   ) {
     this.name = config.name;

@@ -213,13 +213,13 @@ describe('sockproxy command line', () => {
         'an empty file',
         '',
         undefined,
-        'the configuration is empty: it needs at least "listen" and "upstream.servers"',
+        'the configuration is empty: it needs at least "listen" and "upstream.servers", or "stream"',
       ],
       [
         'a comments-only file',
         '# nothing here yet\n',
         undefined,
-        'the configuration is empty: it needs at least "listen" and "upstream.servers"',
+        'the configuration is empty: it needs at least "listen" and "upstream.servers", or "stream"',
       ],
       [
         'ip_hash with a backup server',

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/config/errors.js';
 import { loadConfig, parseConfig } from '../../../src/config/load.js';
-import type { Config } from '../../../src/config/types.js';
+import type { Balance, Config } from '../../../src/config/types.js';
 
 const SERVER = { weight: 1, maxFails: 1, failTimeoutSec: 10, maxConns: 0, backup: false, down: false };
 
@@ -54,18 +54,20 @@ describe('parseConfig', () => {
     const config = parseConfig(FULL_EXAMPLE, 'sockproxy.yaml');
     expect(config).toEqual({
       file: 'sockproxy.yaml',
-      listen: [{ kind: 'tcp', host: undefined, port: 8080 }],
-      upstream: {
-        name: 'app_server',
-        servers: [
-          { ...SERVER, address: { kind: 'unix', path: '/tmp/gunicorn.sock' }, written: 'unix:/tmp/gunicorn.sock', failTimeoutSec: 0 },
-          { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8000 }, written: '127.0.0.1:8000', weight: 2, maxFails: 3, failTimeoutSec: 30 },
-          { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8001 }, written: '127.0.0.1:8001', backup: true },
-        ],
-        balance: { method: 'round_robin' },
-        keepalive: 32,
-        keepaliveTimeoutMs: 1_500,
-        keepaliveRequests: 1000,
+      http: {
+        listen: [{ kind: 'tcp', host: undefined, port: 8080 }],
+        upstream: {
+          name: 'app_server',
+          servers: [
+            { ...SERVER, address: { kind: 'unix', path: '/tmp/gunicorn.sock' }, written: 'unix:/tmp/gunicorn.sock', failTimeoutSec: 0 },
+            { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8000 }, written: '127.0.0.1:8000', weight: 2, maxFails: 3, failTimeoutSec: 30 },
+            { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8001 }, written: '127.0.0.1:8001', backup: true },
+          ],
+          balance: { method: 'round_robin' },
+          keepalive: 32,
+          keepaliveTimeoutMs: 1_500,
+          keepaliveRequests: 1000,
+        },
       },
       proxy: {
         nextUpstream: new Set(['error', 'timeout']),
@@ -86,13 +88,14 @@ describe('parseConfig', () => {
         tempPath: tmpdir(),
         maxUpgraded: 1024,
       },
+      stream: [],
       log: { level: 'info', access: { kind: 'stdout' } },
     } satisfies Config);
   });
 
   it('fills every default', () => {
     const config = parseConfig(MINIMAL, 'min.yaml');
-    expect(config.upstream).toEqual({
+    expect(config.http!.upstream).toEqual({
       name: 'backend',
       servers: [{ ...SERVER, address: { kind: 'unix', path: '/tmp/app.sock' }, written: 'unix:/tmp/app.sock' }],
       balance: { method: 'round_robin' },
@@ -109,12 +112,12 @@ describe('parseConfig', () => {
     const config = parseConfig(FULL_EXAMPLE, 'sockproxy.yaml');
     const objects: unknown[] = [
       config,
-      config.listen,
-      config.listen[0],
-      config.upstream,
-      config.upstream.servers,
-      config.upstream.servers[0],
-      config.upstream.servers[0]!.address,
+      config.http!.listen,
+      config.http!.listen[0],
+      config.http!.upstream,
+      config.http!.upstream.servers,
+      config.http!.upstream.servers[0],
+      config.http!.upstream.servers[0]!.address,
       config.proxy,
       config.proxy.setHeader,
       config.proxy.setHeader[0],
@@ -130,13 +133,13 @@ describe('parseConfig', () => {
       `listen:\n  - 8080\n  - "127.0.0.1:8081"\n  - "[::1]:8082"\n  - unix:/run/sockproxy.sock\nupstream:\n  servers: [unix:/a]\n`,
       'x',
     );
-    expect(config.listen).toEqual([
+    expect(config.http!.listen).toEqual([
       { kind: 'tcp', host: undefined, port: 8080 },
       { kind: 'tcp', host: '127.0.0.1', port: 8081 },
       { kind: 'tcp', host: '::1', port: 8082 },
       { kind: 'unix', path: '/run/sockproxy.sock' },
     ]);
-    expect(parseConfig(`listen: unix:/run/p.sock\nupstream: {servers: [unix:/a]}\n`, 'x').listen).toEqual([
+    expect(parseConfig(`listen: unix:/run/p.sock\nupstream: {servers: [unix:/a]}\n`, 'x').http!.listen).toEqual([
       { kind: 'unix', path: '/run/p.sock' },
     ]);
   });
@@ -153,7 +156,7 @@ upstream:
 `,
       'x',
     );
-    expect(config.upstream.servers).toEqual([
+    expect(config.http!.upstream.servers).toEqual([
       { ...SERVER, address: { kind: 'unix', path: '/tmp/a.sock' }, written: 'unix:/tmp/a.sock', weight: 2, maxFails: 3, failTimeoutSec: 30, backup: true },
       { ...SERVER, address: { kind: 'tcp', host: '127.0.0.1', port: 8000 }, written: '127.0.0.1:8000', failTimeoutSec: 0, maxConns: 5 },
     ]);
@@ -161,7 +164,7 @@ upstream:
 
   it('allows two servers with the same address, as nginx does', () => {
     const config = parseConfig(`listen: 8080\nupstream:\n  servers: [unix:/a, unix:/a]\n`, 'x');
-    expect(config.upstream.servers).toHaveLength(2);
+    expect(config.http!.upstream.servers).toHaveLength(2);
   });
 
   it.each<[string, string[]]>([
@@ -267,7 +270,7 @@ upstream:
     expect(parseConfig(`${MINIMAL}proxy:\nlog:\n`, 'x').log.level).toBe('info');
   });
 
-  it.each<[string, Config['upstream']['balance']]>([
+  it.each<[string, Balance]>([
     ['round_robin', { method: 'round_robin' }],
     ['least_conn', { method: 'least_conn' }],
     ['ip_hash', { method: 'ip_hash' }],
@@ -281,18 +284,18 @@ upstream:
     ['hash static-key', { method: 'hash', key: ['static-key'], consistent: false }],
   ])('balance: %s', (value, balance) => {
     const config = parseConfig(`${MINIMAL}  balance: ${value}\n`, 'x');
-    expect(config.upstream.balance).toEqual(balance);
-    expect(Object.isFrozen(config.upstream.balance)).toBe(true);
+    expect(config.http!.upstream.balance).toEqual(balance);
+    expect(Object.isFrozen(config.http!.upstream.balance)).toBe(true);
   });
 
   it.each(['least_conn', 'hash $request_uri'])('balance: %s allows down servers', (value) => {
     const config = parseConfig(`listen: 8080\nupstream:\n  balance: ${value}\n  servers: [unix:/a, unix:/b down]\n`, 'x');
-    expect(config.upstream.servers[1]!.down).toBe(true);
+    expect(config.http!.upstream.servers[1]!.down).toBe(true);
   });
 
   it('follows YAML aliases', () => {
     const config = parseConfig(`listen: &port 8080\nupstream:\n  servers: [unix:/a]\n  keepalive: *port\n`, 'x');
-    expect(config.upstream.keepalive).toBe(8080);
+    expect(config.http!.upstream.keepalive).toBe(8080);
   });
 });
 
@@ -304,8 +307,8 @@ describe('parseConfig errors: file:line:col, nginx wording, offending value, YAM
     // YAML itself
     ['syntax error', 'listen: [8080\nupstream: {}\n', 'bad.yaml:2:1: Flow sequence in block collection must be sufficiently indented and end with a ]'],
     ['duplicate key', 'listen: 1\nlisten: 2\n', 'bad.yaml:2:1: Map keys must be unique'],
-    ['empty file', '', 'bad.yaml: the configuration is empty: it needs at least "listen" and "upstream.servers"'],
-    ['comments only', '# nothing\n', 'bad.yaml: the configuration is empty: it needs at least "listen" and "upstream.servers"'],
+    ['empty file', '', 'bad.yaml: the configuration is empty: it needs at least "listen" and "upstream.servers", or "stream"'],
+    ['comments only', '# nothing\n', 'bad.yaml: the configuration is empty: it needs at least "listen" and "upstream.servers", or "stream"'],
     ['not a mapping', '- 8080\n', 'bad.yaml:1:1: the configuration must be a mapping with "listen" and "upstream", got a list'],
     // keys
     ['misspelt key', 'listne: 8080\n', 'bad.yaml:1:1: unknown key "listne" (did you mean "listen"?)'],

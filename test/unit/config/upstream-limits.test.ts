@@ -6,8 +6,8 @@ const base = 'listen: 8080\nupstream:\n  servers: [ "unix:/tmp/a.sock" ]\n';
 describe('upstream keepalive_timeout / keepalive_requests and proxy buffer_size', () => {
   it('defaults: 1500 ms (below Gunicorn\'s 2 s), 1000 requests, 8k', () => {
     const config = parseConfig(base, 'c.yaml');
-    expect(config.upstream.keepaliveTimeoutMs).toBe(1500);
-    expect(config.upstream.keepaliveRequests).toBe(1000);
+    expect(config.http!.upstream.keepaliveTimeoutMs).toBe(1500);
+    expect(config.http!.upstream.keepaliveRequests).toBe(1000);
     expect(config.proxy.bufferSizeBytes).toBe(8192);
   });
 
@@ -16,8 +16,8 @@ describe('upstream keepalive_timeout / keepalive_requests and proxy buffer_size'
       `${base}  keepalive_timeout: 1m\n  keepalive_requests: 50\nproxy:\n  buffer_size: 16k\n`,
       'c.yaml',
     );
-    expect(config.upstream.keepaliveTimeoutMs).toBe(60_000);
-    expect(config.upstream.keepaliveRequests).toBe(50);
+    expect(config.http!.upstream.keepaliveTimeoutMs).toBe(60_000);
+    expect(config.http!.upstream.keepaliveRequests).toBe(50);
     expect(config.proxy.bufferSizeBytes).toBe(16_384);
   });
 
