@@ -8,11 +8,14 @@ export type { ProxyLogs, RunningProxy } from './run.js';
 export type {
   Balance,
   Config,
+  HealthCheckConfig,
   ListenAddress,
   LogConfig,
   NextUpstreamToken,
   ProxySettings,
+  QueueConfig,
   ServerConfig,
   SocketAddress,
   UpstreamConfig,
 } from './config/types.js';
+export type { StatusMatch } from './config/status-match.js';
