@@ -9,6 +9,7 @@ import type { Logger } from './observe/logger.js';
 import { createHttpServer } from './server/http-server.js';
 import { listen } from './server/listen.js';
 import { UpstreamGroup } from './upstream/group.js';
+import { RequestQueue } from './upstream/queue.js';
 
 /** How often a stopping proxy closes the client connections that have gone idle. */
 const IDLE_SWEEP_MS = 50;
@@ -32,14 +33,17 @@ export interface RunningProxy {
  */
 export async function startProxy(config: Config, logs: ProxyLogs): Promise<RunningProxy> {
   const { errorLog, accessLog } = logs;
+  const queue = config.upstream.queue === undefined ? undefined : new RequestQueue(config.upstream.queue);
   const group = new UpstreamGroup(config.upstream, {
     onHealthEvent: (event) =>
       errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`),
+    onSlotFreed: () => queue?.wake(),
   });
   const connections = new UpstreamConnections(config.upstream, config.proxy);
   const forward: ForwardContext = {
     group,
     connections,
+    queue,
     proxy: config.proxy,
     requestRules: compileRequestRules(config.proxy.setHeader),
     errorLog,
