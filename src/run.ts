@@ -5,6 +5,7 @@ import type { Config } from './config/types.js';
 import { Exchange, type ForwardContext } from './forward/exchange.js';
 import { compileRequestRules } from './forward/headers.js';
 import { UpstreamConnections } from './forward/connections.js';
+import { HealthChecks, healthCheckHost } from './forward/health-checks.js';
 import type { Logger } from './observe/logger.js';
 import { createHttpServer } from './server/http-server.js';
 import { listen } from './server/listen.js';
@@ -22,7 +23,7 @@ export interface ProxyLogs {
 export interface RunningProxy {
   /** The listen addresses, as nginx prints them ("*:8080", "unix:/run/sockproxy.sock"). */
   readonly addresses: readonly string[];
-  /** Stops accepting, lets in-flight requests finish, closes upstream connections. */
+  /** Stops the health checks and accepting, lets in-flight requests finish, closes upstream connections. */
   close(): Promise<void>;
 }
 
@@ -39,6 +40,14 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
       errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`),
     onSlotFreed: () => queue?.wake(),
   });
+  const healthChecks =
+    config.upstream.healthCheck === undefined
+      ? undefined
+      : new HealthChecks(group, config.upstream.healthCheck, {
+          host: healthCheckHost(config.upstream.name, config.proxy.setHeader),
+          errorLog,
+          onChange: () => queue?.wake(),
+        });
   const connections = new UpstreamConnections(config.upstream, config.proxy);
   const forward: ForwardContext = {
     group,
@@ -55,6 +64,7 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
   let closing = false;
   const close = async (): Promise<void> => {
     closing = true;
+    await healthChecks?.close();
     // While stopping, a connection is closed as soon as its response is done, as nginx's
     // graceful stop does, instead of lingering until the keep-alive timeout: responses now
     // say Connection: close, and those already under way are swept once they go idle.
@@ -79,5 +89,6 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
     await close();
     throw err;
   }
+  healthChecks?.start();
   return { addresses: config.listen.map(formatListen), close };
 }
