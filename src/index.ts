@@ -9,14 +9,17 @@ export type { StreamServer } from './stream/server.js';
 export type {
   Balance,
   Config,
+  HealthCheckConfig,
   HttpConfig,
   ListenAddress,
   LogConfig,
   NextUpstreamToken,
   ProxySettings,
+  QueueConfig,
   ServerConfig,
   SocketAddress,
   StreamServerConfig,
   UpstreamBlock,
   UpstreamConfig,
 } from './config/types.js';
+export type { StatusMatch } from './config/status-match.js';

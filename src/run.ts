@@ -5,12 +5,14 @@ import type { Config, HttpConfig, ProxySettings } from './config/types.js';
 import { Exchange, type ForwardContext } from './forward/exchange.js';
 import { compileRequestRules } from './forward/headers.js';
 import { UpstreamConnections } from './forward/connections.js';
+import { HealthChecks, healthCheckHost } from './forward/health-checks.js';
 import { TunnelRegistry } from './forward/tunnels.js';
 import type { Logger } from './observe/logger.js';
 import { createHttpServer } from './server/http-server.js';
 import { listen } from './server/listen.js';
 import { StreamServer } from './stream/server.js';
 import { type HealthEvent, UpstreamGroup } from './upstream/group.js';
+import { RequestQueue } from './upstream/queue.js';
 
 /** How often a stopping proxy closes the client connections that have gone idle. */
 const IDLE_SWEEP_MS = 50;
@@ -26,7 +28,7 @@ export interface RunningProxy {
   /** The stream servers, in configuration order. */
   readonly streams: readonly StreamServer[];
   /**
-   * Stops accepting, lets in-flight requests finish, closes upgraded connections (WebSocket
+   * Stops the health checks and accepting, lets in-flight requests finish, closes upgraded connections (WebSocket
    * tunnels: FIN to both sides) and upstream connections, and lets open stream sessions run
    * to their end.
    */
@@ -72,13 +74,23 @@ function httpProxy(
   { errorLog, accessLog }: ProxyLogs,
   onHealthEvent: (event: HealthEvent) => void,
 ): HttpProxy {
-  const group = new UpstreamGroup(config.upstream, { onHealthEvent });
+  const queue = config.upstream.queue === undefined ? undefined : new RequestQueue(config.upstream.queue);
+  const group = new UpstreamGroup(config.upstream, { onHealthEvent, onSlotFreed: () => queue?.wake() });
+  const healthChecks =
+    config.upstream.healthCheck === undefined
+      ? undefined
+      : new HealthChecks(group, config.upstream.healthCheck, {
+          host: healthCheckHost(config.upstream.name, proxy.setHeader),
+          errorLog,
+          onChange: () => queue?.wake(),
+        });
   const connections = new UpstreamConnections(config.upstream, proxy);
   const tunnels = new TunnelRegistry(proxy.maxUpgraded);
   const forward: ForwardContext = {
     group,
     connections,
     tunnels,
+    queue,
     proxy,
     requestRules: compileRequestRules(proxy.setHeader),
     errorLog,
@@ -100,9 +112,11 @@ function httpProxy(
       await listen(server, address);
       servers.push(server);
     }
+    healthChecks?.start();
   };
   const close = async (): Promise<void> => {
     closing = true;
+    await healthChecks?.close();
     // While stopping, a connection is closed as soon as its response is done, as nginx's
     // graceful stop does, instead of lingering until the keep-alive timeout: responses now
     // say Connection: close, and those already under way are swept once they go idle.

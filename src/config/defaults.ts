@@ -1,4 +1,5 @@
 import { tmpdir } from 'node:os';
+import type { StatusMatch } from './status-match.js';
 import type { AccessLogTarget, Balance, LogLevel, NextUpstreamToken } from './types.js';
 
 /**
@@ -38,6 +39,31 @@ export const DEFAULTS = deepFreeze({
     keepaliveTimeoutMs: 1_500,
     /** `keepalive_requests 1000`. */
     keepaliveRequests: 1000,
+  },
+  /** nginx Plus `health_check` with no parameters, for the keys `upstream.health_check` leaves out. */
+  healthCheck: {
+    /** `uri=/`. */
+    uri: '/',
+    /** `interval=5s`. */
+    intervalMs: 5_000,
+    /**
+     * nginx Plus's HTTP checks use the location's proxy timeouts (60 s each, far longer than the
+     * interval); this is ngx_stream_upstream_hc_module's `health_check_timeout 5s`.
+     */
+    timeoutMs: 5_000,
+    /** `fails=1`. */
+    fails: 1,
+    /** `passes=1`. */
+    passes: 1,
+    /** No `match`: "the response should have status code 2xx or 3xx". */
+    status: { negated: false, ranges: [[200, 399]], text: '200-399' } as StatusMatch,
+    /** No `mandatory`: "the server will be initially considered healthy". */
+    mandatory: false,
+  },
+  /** nginx Plus `queue N` without `timeout=`. */
+  queue: {
+    /** `timeout=60s`. */
+    timeoutMs: 60_000,
   },
   proxy: {
     /** `proxy_next_upstream error timeout`. */

@@ -6,17 +6,20 @@ import { ConfigError } from './errors.js';
 import { groupId } from './groups.js';
 import { formatListen, parseListen, parseSocketFileParameters } from './listen.js';
 import { parseServerAddress, parseServerLine, SERVER_FLAGS, SERVER_PARAMETERS, type ServerParameters } from './server-line.js';
+import { parseStatusMatch, type StatusMatch } from './status-match.js';
 import type {
   AccessLogTarget,
   Balance,
   BalanceMethod,
   Config,
   HeaderRule,
+  HealthCheckConfig,
   ListenAddress,
   LogConfig,
   LogLevel,
   NextUpstreamToken,
   ProxySettings,
+  QueueConfig,
   ServerConfig,
   StreamServerConfig,
   UpstreamBlock,
@@ -78,9 +81,18 @@ export function parseConfig(source: string, file: string): Config {
 }
 
 const TOP_KEYS = ['listen', 'upstream', 'proxy', 'stream', 'log'];
-/** The keep-alive cache to the app: HTTP only (ngx_http_upstream_keepalive_module has no stream twin). */
-const KEEPALIVE_KEYS = ['keepalive', 'keepalive_timeout', 'keepalive_requests'];
-const UPSTREAM_KEYS = ['name', 'servers', 'balance', ...KEEPALIVE_KEYS];
+/** Upstream keys only the HTTP proxy has, with why a stream upstream refuses each. */
+const HTTP_ONLY_UPSTREAM_KEYS: ReadonlyMap<string, string> = new Map([
+  // ngx_http_upstream_keepalive_module has no stream twin.
+  ['keepalive', 'a stream session is its own connection to the server'],
+  ['keepalive_timeout', 'a stream session is its own connection to the server'],
+  ['keepalive_requests', 'a stream session is its own connection to the server'],
+  ['health_check', 'its checks are HTTP requests, which a stream server need not understand'],
+  ['queue', 'a stream session is not a request that can wait'],
+]);
+const UPSTREAM_KEYS = ['name', 'servers', 'balance', ...HTTP_ONLY_UPSTREAM_KEYS.keys()];
+const HEALTH_CHECK_KEYS = ['uri', 'interval', 'timeout', 'fails', 'passes', 'status', 'mandatory'];
+const QUEUE_KEYS = ['size', 'timeout'];
 const STREAM_SERVER_KEYS = [
   'listen',
   'upstream',
@@ -220,18 +232,18 @@ function readStream(reader: Reader, field: Field, listens: Map<string, string>):
   });
 }
 
-/** An upstream block; `stream`'s has no keep-alive settings and nginx stream's balancing methods. */
+/** An upstream block; `stream`'s has none of the HTTP-only keys, and nginx stream's balancing methods. */
 function readUpstream(reader: Reader, field: Field, kind: 'http'): UpstreamConfig;
 function readUpstream(reader: Reader, field: Field, kind: 'stream'): UpstreamBlock;
 function readUpstream(reader: Reader, field: Field, kind: 'http' | 'stream'): UpstreamConfig | UpstreamBlock {
   const keys = reader.mapping(field, UPSTREAM_KEYS);
   if (kind === 'stream') {
-    for (const key of KEEPALIVE_KEYS) {
+    for (const [key, why] of HTTP_ONLY_UPSTREAM_KEYS) {
       const valueField = keys.get(key);
       if (valueField === undefined) continue;
       reader.fail(
         { node: valueField.keyNode ?? valueField.node, path: valueField.path },
-        `"${key}" is not available in a stream upstream (${field.path}): a stream session is its own connection to the server`,
+        `"${key}" is not available in a stream upstream (${field.path}): ${why}`,
       );
     }
   }
@@ -269,7 +281,73 @@ function readUpstream(reader: Reader, field: Field, kind: 'http' | 'stream'): Up
     return server;
   });
   if (kind === 'stream') return { name, servers, balance };
-  return { name, servers, balance, keepalive, keepaliveTimeoutMs, keepaliveRequests };
+  const healthCheckField = keys.get('health_check');
+  const healthCheck = healthCheckField ? readHealthCheck(reader, healthCheckField) : undefined;
+  const queueField = keys.get('queue');
+  const queue = queueField ? readQueue(reader, queueField, servers) : undefined;
+  return { name, servers, balance, keepalive, keepaliveTimeoutMs, keepaliveRequests, healthCheck, queue };
+}
+
+/** nginx Plus `health_check` parameters, as a mapping; `health_check:` alone is nginx's bare `health_check;`. */
+function readHealthCheck(reader: Reader, field: Field): HealthCheckConfig {
+  const keys = reader.mapping(field, HEALTH_CHECK_KEYS);
+  const defaults = DEFAULTS.healthCheck;
+  return {
+    uri: optional(keys, 'uri', (f) => readUri(reader, f), defaults.uri),
+    intervalMs: optional(keys, 'interval', (f) => reader.duration(f, 1), defaults.intervalMs),
+    timeoutMs: optional(keys, 'timeout', (f) => reader.duration(f, 1), defaults.timeoutMs),
+    fails: optional(keys, 'fails', (f) => readPositiveInteger(reader, f), defaults.fails),
+    passes: optional(keys, 'passes', (f) => readPositiveInteger(reader, f), defaults.passes),
+    status: optional(keys, 'status', (f) => readStatusMatch(reader, f), defaults.status),
+    mandatory: optional(keys, 'mandatory', (f) => reader.flag(f), defaults.mandatory),
+  };
+}
+
+/**
+ * nginx Plus `queue N [timeout=T]`. A request waits only "if there are the servers in the
+ * group that have reached the max_conns limit" (ngx_http_upstream_module, queue): without
+ * max_conns on any server that can be used, the queue could never hold a request, so it
+ * is refused rather than accepted and silently ignored.
+ */
+function readQueue(reader: Reader, field: Field, servers: readonly ServerConfig[]): QueueConfig {
+  const keys = reader.mapping(field, QUEUE_KEYS);
+  const size = readPositiveInteger(reader, reader.required(field, keys, 'size'));
+  const timeoutMs = optional(keys, 'timeout', (f) => reader.duration(f, 1), DEFAULTS.queue.timeoutMs);
+  if (!servers.some((server) => server.maxConns > 0 && !server.down)) {
+    reader.fail(
+      { node: field.keyNode ?? field.node, path: field.path },
+      `${field.path} needs max_conns on the servers: a request waits only while the servers are at their max_conns, and no server has max_conns`,
+    );
+  }
+  return { size, timeoutMs };
+}
+
+/** A key's value read by `read`, or `fallback` when the key is absent. */
+function optional<T>(keys: Map<string, Field>, key: string, read: (field: Field) => T, fallback: T): T {
+  const field = keys.get(key);
+  return field ? read(field) : fallback;
+}
+
+function readPositiveInteger(reader: Reader, field: Field): number {
+  return reader.parsed(field, 'a positive integer', (text) => {
+    const value = valueOf(parseInteger(text));
+    return value === undefined || value < 1 ? undefined : value;
+  });
+}
+
+/** The request target of a check: it goes into the request line, so no spaces or control characters. */
+function readUri(reader: Reader, field: Field): string {
+  const expected = 'a path starting with "/", like /health';
+  const text = reader.text(field, expected);
+  if (/^\/[^\s\x00-\x1f\x7f]*$/.test(text)) return text;
+  return reader.fail(field, `${field.path} must be ${expected}, got ${JSON.stringify(text)}`);
+}
+
+function readStatusMatch(reader: Reader, field: Field): StatusMatch {
+  const expected = 'status codes or ranges like 200-399, "200 204" or "! 500-599"';
+  const match = parseStatusMatch(reader.text(field, expected));
+  if ('error' in match) reader.fail(field, `${match.error} in ${field.path} (expected ${expected})`);
+  return match;
 }
 
 function readBalance(reader: Reader, field: Field, kind: 'http' | 'stream'): Balance {

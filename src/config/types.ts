@@ -4,6 +4,7 @@
  * downstream reads the YAML again. Names are camelCase with the unit in the name;
  * the YAML keeps nginx's snake_case directive names.
  */
+import type { StatusMatch } from './status-match.js';
 
 /** Where a listener or an upstream server lives: a TCP host:port or a Unix domain socket path. */
 export type SocketAddress =
@@ -84,6 +85,39 @@ export interface UpstreamConfig extends UpstreamBlock {
   readonly keepaliveTimeoutMs: number;
   /** nginx `keepalive_requests`: requests over one upstream connection before it is closed. Default 1000. */
   readonly keepaliveRequests: number;
+  /** nginx Plus `health_check`: active health checks of every server; off (undefined) unless configured. */
+  readonly healthCheck?: HealthCheckConfig | undefined;
+  /** nginx Plus `queue`: requests wait for a server at max_conns instead of failing; off (undefined) unless configured. */
+  readonly queue?: QueueConfig | undefined;
+}
+
+/**
+ * nginx Plus `health_check` (ngx_http_upstream_hc_module): each server is sent `GET uri`
+ * every `intervalMs`; a connect error, a timeout or a status outside `status` fails the check.
+ */
+export interface HealthCheckConfig {
+  /** `uri=`: the path requested; default "/". */
+  readonly uri: string;
+  /** `interval=`: from the end of one check of a server to the start of the next, in ms; default 5 000. */
+  readonly intervalMs: number;
+  /** The whole check (connect, headers, body) in ms, then it fails as a timeout; default 5 000. */
+  readonly timeoutMs: number;
+  /** `fails=`: consecutive failed checks that take a server out of rotation; default 1. */
+  readonly fails: number;
+  /** `passes=`: consecutive passed checks that bring it back; default 1. */
+  readonly passes: number;
+  /** `match { status ... }`: the statuses that pass; default 200-399 (nginx Plus: "2xx or 3xx"). */
+  readonly status: StatusMatch;
+  /** `mandatory`: a server starts out of rotation ("checking") until its first check; default off (starts healthy). */
+  readonly mandatory: boolean;
+}
+
+/** nginx Plus `queue N timeout=T`: a request waits while every server it may use is at max_conns. */
+export interface QueueConfig {
+  /** `N`: requests waiting at most; past it, 503. */
+  readonly size: number;
+  /** `timeout=`: how long a request waits for a server, in ms, then 503; default 60 000. */
+  readonly timeoutMs: number;
 }
 
 /** The proxy_next_upstream tokens (ngx_http_proxy_next_upstream_masks). `off` resolves to an empty set. */

@@ -70,7 +70,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionUser {
     connection.user = this;
     const { body } = request;
     this.#streamsBody = body instanceof Readable;
-    peer.active++;
+    peer.takeSlot();
     if (body instanceof Readable) {
       body.once('end', () => {
         if (this.phase === 'sending') this.phase = 'reading_header';
@@ -192,7 +192,7 @@ export class Attempt implements Dispatcher.DispatchHandler, ConnectionUser {
   #settle(complete: boolean): boolean {
     if (this.#settled) return false;
     this.#settled = true;
-    this.peer.active--;
+    this.peer.releaseSlot();
     this.durationMs = performance.now() - this.startedAt;
     if (complete) this.connection.release(this.#reusable);
     else this.connection.discard();

@@ -9,6 +9,7 @@ import { ProxyError } from '../errors.js';
 import { describeErrno } from '../server/errno.js';
 import type { RequestPeers, UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
+import type { QueuedRequest, RequestQueue } from '../upstream/queue.js';
 import { Attempt, type AttemptListener } from './attempt.js';
 import type { Connection, UpstreamConnections } from './connections.js';
 import { classifyUpstreamError, describeTunnelEnding, PHASE_ACTION, TUNNEL_ACTION, type UpstreamFailure } from './classify.js';
@@ -35,6 +36,8 @@ export interface ForwardContext {
   readonly connections: UpstreamConnections;
   /** The upgraded connections (max_upgraded, and closing them on stop). */
   readonly tunnels: TunnelRegistry;
+  /** upstream.queue: where a request waits while the servers are at max_conns; undefined without one. */
+  readonly queue: RequestQueue | undefined;
   readonly proxy: ProxySettings;
   readonly requestRules: ReadonlyMap<string, HeaderTemplate>;
   readonly errorLog: Logger;
@@ -59,11 +62,19 @@ const NO_LIVE_TEXT = 'Bad Gateway: no upstream server is available';
 const MAX_UPGRADED_TEXT = 'Service Unavailable: too many upgraded connections (WebSocket) are open';
 const STOPPING_TEXT = 'Service Unavailable: the proxy is shutting down';
 
+/**
+ * 503, as HAProxy answers a full or timed-out queue (nginx Plus answers 502): the servers
+ * are up but busy, and the client may try again later (RFC 9110 §15.6.4).
+ */
+const QUEUE_FULL_TEXT = 'Service Unavailable: every upstream server is busy and the request queue is full';
+const QUEUE_TIMEOUT_TEXT = 'Service Unavailable: no upstream server became free within the queue timeout';
+
 /** A request that asked to switch protocols: its client connection, and what followed the request head. */
 export interface UpgradeRequest {
   readonly socket: Socket;
   readonly head: Buffer;
 }
+
 
 /**
  * One client request through its upstream attempts: nginx's ngx_http_upstream_connect /
@@ -96,6 +107,8 @@ export class Exchange implements AttemptListener {
   #status = 0;
   #done = false;
   #awaitingDrain = false;
+  /** This request in the upstream queue, while it waits there. */
+  #queued: QueuedRequest | undefined;
 
   /** The balancer, with what it may need to know of this request (ip_hash, hash KEY). */
   readonly #balanceContext: BalanceContext;
@@ -225,7 +238,12 @@ export class Exchange implements AttemptListener {
   // --- the retry loop ---------------------------------------------------------------
 
   #next(): void {
-    const peer = this.#ctx.group.select(this.#peers, this.#pick);
+    const { group, queue } = this.#ctx;
+    const peer = group.select(this.#peers, this.#pick);
+    if (peer === undefined && queue !== undefined && group.waitsForSlot(this.#peers)) {
+      this.#wait(queue);
+      return;
+    }
     if (peer === undefined) {
       this.#logError('error', 'no live upstreams while connecting to upstream', this.#ctx.group.name);
       this.#tried.push({ addr: this.#ctx.group.name, status: '502', time: '0.000' });
@@ -234,6 +252,31 @@ export class Exchange implements AttemptListener {
     }
     this.#triesLeft--;
     this.#startAttempt(peer, this.#ctx.connections.acquire(peer));
+  }
+
+  /** Every server this request may use is at max_conns: wait for a slot (nginx Plus `queue`). */
+  #wait(queue: RequestQueue): void {
+    const queued: QueuedRequest = {
+      canProceed: () => this.#ctx.group.canSelect(this.#peers) || !this.#ctx.group.waitsForSlot(this.#peers),
+      proceed: () => {
+        this.#queued = undefined;
+        this.#next();
+      },
+      timedOut: () => {
+        this.#queued = undefined;
+        this.#logError('error', 'upstream queue timed out while connecting to upstream', this.#ctx.group.name);
+        this.#tried.push({ addr: this.#ctx.group.name, status: '503', time: '0.000' });
+        this.#respondError(503, QUEUE_TIMEOUT_TEXT);
+      },
+    };
+    if (!queue.enter(queued)) {
+      this.#logError('error', 'upstream queue is full while connecting to upstream', this.#ctx.group.name);
+      this.#tried.push({ addr: this.#ctx.group.name, status: '503', time: '0.000' });
+      this.#respondError(503, QUEUE_FULL_TEXT);
+      return;
+    }
+    this.#queued = queued;
+    this.#ctx.errorLog.debug({ request_id: this.#requestId, queued: queue.length }, 'request waits in the upstream queue');
   }
 
   #startAttempt(peer: Peer, connection: Connection): void {
@@ -456,6 +499,9 @@ export class Exchange implements AttemptListener {
         attempt.peer.name,
       );
     }
+    if (this.#queued !== undefined) {
+      this.#logError('info', 'client prematurely closed connection while waiting in the upstream queue');
+    }
     this.#status = CLIENT_CLOSED_REQUEST;
     this.#finish();
   };
@@ -498,6 +544,9 @@ export class Exchange implements AttemptListener {
       this.#holdsTunnelSlot = false;
       this.#ctx.tunnels.release();
     }
+    // Answered while waiting (the client went away, a body too large): the queue forgets it.
+    if (this.#queued !== undefined) this.#ctx.queue?.leave(this.#queued);
+    this.#queued = undefined;
     this.#body?.dispose();
     this.#responseBuffer?.dispose();
     if (!this.#req.complete) this.#closeLingering();

@@ -17,6 +17,7 @@ export type HealthEvent = { kind: 'disabled'; peer: Peer };
  * The upstream block: primary and backup peers, passive health (max_fails/fail_timeout)
  * and the selection rules around the balancer, as ngx_http_upstream_round_robin.c has them
  * (and ngx_stream_upstream_round_robin.c, which has the same rules for the stream proxy).
+ * A server out by active health (Peer.healthy) is skipped like a `down` one.
  * `nowSec` is injected so the fail_timeout rules are unit-tested without sleeping.
  */
 export class UpstreamGroup {
@@ -34,12 +35,13 @@ export class UpstreamGroup {
   readonly #nowSec: () => number;
   readonly #onHealthEvent: (event: HealthEvent) => void;
 
+  /** `onSlotFreed`: a request to one of the servers ended, so one at max_conns may take another. */
   constructor(
     config: UpstreamBlock,
-    options: { nowSec?: () => number; onHealthEvent?: (event: HealthEvent) => void } = {},
+    options: { nowSec?: () => number; onHealthEvent?: (event: HealthEvent) => void; onSlotFreed?: () => void } = {},
   ) {
     this.name = config.name;
-    const peers = config.servers.map((server) => new Peer(server));
+    const peers = config.servers.map((server) => new Peer(server, options.onSlotFreed));
     this.primary = Object.freeze(peers.filter((peer) => !peer.config.backup));
     this.backup = Object.freeze(peers.filter((peer) => peer.config.backup));
     this.single = this.primary.length === 1 && this.backup.length === 0;
@@ -53,24 +55,26 @@ export class UpstreamGroup {
   }
 
   /**
-   * The next server for this request, or undefined when none is usable ("no live upstreams":
-   * the caller answers 502 without connecting anywhere). Marks the chosen server tried.
+   * The next server for this request, or undefined when none is usable: the caller answers
+   * 502 without connecting anywhere ("no live upstreams"), or queues the request if
+   * waitsForSlot(). Marks the chosen server tried.
    */
   select(request: RequestPeers, pick: PickPeer): Peer | undefined {
     const now = this.#nowSec();
+    const eligible = (peer: Peer): boolean => this.#usable(peer, request, now) && this.#hasCapacity(peer);
     if (this.single) {
       const peer = this.primary[0]!;
-      if (request.tried.has(peer) || !this.#hasCapacity(peer)) return undefined;
+      if (!eligible(peer)) return undefined;
       request.tried.add(peer);
       return peer;
     }
-    const eligible = (peer: Peer): boolean =>
-      !request.tried.has(peer) && this.#hasCapacity(peer) && !this.#isQuarantined(peer, now);
 
     let peer = request.usingBackup ? undefined : pick(this.primary, eligible);
     if (peer === undefined && this.backup.length > 0) {
-      request.usingBackup = true;
       peer = pick(this.backup, eligible);
+      // Set only once a backup is chosen: a request waiting in the queue for a primary
+      // at max_conns may still get one.
+      if (peer !== undefined) request.usingBackup = true;
     }
     if (peer === undefined) return undefined;
     // Past the window, this selection is the one probe let through; the next request
@@ -102,8 +106,38 @@ export class UpstreamGroup {
     if (peer.accessedSec < peer.checkedSec) peer.fails = 0;
   }
 
+  /**
+   * Whether select() would find a server for this request now. Changes nothing (select
+   * moves the balancer and the fail_timeout probe on), so the queue may ask it freely.
+   */
+  canSelect(request: RequestPeers): boolean {
+    const now = this.#nowSec();
+    return this.#candidates(request).some((peer) => this.#usable(peer, request, now) && this.#hasCapacity(peer));
+  }
+
+  /**
+   * Whether a server this request may still use is only at max_conns: nginx Plus's
+   * condition for putting a request in the queue ("there are the servers in the group that
+   * have reached the max_conns limit"). Servers out for any other reason are not waited for.
+   */
+  waitsForSlot(request: RequestPeers): boolean {
+    const now = this.#nowSec();
+    return this.#candidates(request).some((peer) => this.#usable(peer, request, now) && !this.#hasCapacity(peer));
+  }
+
+  /** The servers select() looks at for this request, primary and backup. */
+  #candidates(request: RequestPeers): readonly Peer[] {
+    return request.usingBackup ? this.backup : [...this.primary, ...this.backup];
+  }
+
+  /** Usable but for max_conns: not tried by this request, not down, not out by active or passive health. */
+  #usable(peer: Peer, request: RequestPeers, now: number): boolean {
+    if (request.tried.has(peer) || peer.config.down || !peer.healthy) return false;
+    return this.single || !this.#isQuarantined(peer, now);
+  }
+
   #hasCapacity(peer: Peer): boolean {
-    return !peer.config.down && (peer.config.maxConns === 0 || peer.active < peer.config.maxConns);
+    return peer.config.maxConns === 0 || peer.active < peer.config.maxConns;
   }
 
   #isQuarantined(peer: Peer, now: number): boolean {

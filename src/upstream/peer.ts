@@ -25,9 +25,29 @@ export class Peer {
   /** Requests in flight to this server: each holds one active (non-idle) connection. */
   active = 0;
 
-  constructor(config: ServerConfig) {
+  /**
+   * Active health (upstream.health_check): false while the checks keep the server out of
+   * rotation, "unhealthy" or, with `mandatory`, "checking". Always true without checks.
+   */
+  healthy = true;
+
+  readonly #onSlotFreed: () => void;
+
+  /** `onSlotFreed`: a request to this server ended (the group's queue may dispatch a waiting one). */
+  constructor(config: ServerConfig, onSlotFreed: () => void = () => {}) {
     this.config = config;
     this.name = formatAddress(config.address);
     this.effectiveWeight = config.weight;
+    this.#onSlotFreed = onSlotFreed;
+  }
+
+  /** A request to this server starts: it counts against max_conns until it ends. */
+  takeSlot(): void {
+    this.active++;
+  }
+
+  releaseSlot(): void {
+    this.active--;
+    this.#onSlotFreed();
   }
 }

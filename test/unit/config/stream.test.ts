@@ -155,6 +155,16 @@ describe('the stream section', () => {
       'bad.yaml:5:7: "keepalive" is not available in a stream upstream (stream[0].upstream): a stream session is its own connection to the server',
     ],
     [
+      'health_check in a stream upstream',
+      'stream:\n  - listen: 9000\n    upstream:\n      servers: [unix:/a]\n      health_check: {uri: /}\n',
+      'bad.yaml:5:7: "health_check" is not available in a stream upstream (stream[0].upstream): its checks are HTTP requests, which a stream server need not understand',
+    ],
+    [
+      'queue in a stream upstream',
+      'stream:\n  - listen: 9000\n    upstream:\n      servers: [unix:/a max_conns=1]\n      queue: {size: 5}\n',
+      'bad.yaml:5:7: "queue" is not available in a stream upstream (stream[0].upstream): a stream session is not a request that can wait',
+    ],
+    [
       'ip_hash, which nginx\'s stream module lacks',
       'stream:\n  - listen: 9000\n    upstream: {servers: [unix:/a, unix:/b], balance: ip_hash}\n',
       'bad.yaml:3:54: "ip_hash" is not available in a stream upstream, use "hash $remote_addr" in stream[0].upstream.balance',
