@@ -134,13 +134,7 @@ export class Exchange implements AttemptListener {
       state: {},
     };
     this.#peers = ctx.group.newRequest();
-    const { nextUpstreamTries } = ctx.proxy;
-    // nginx peer.tries: every usable server once; a single server is never retried.
-    this.#triesLeft = ctx.group.single
-      ? 1
-      : nextUpstreamTries === 0
-        ? ctx.group.maxTries
-        : Math.min(nextUpstreamTries, ctx.group.maxTries);
+    this.#triesLeft = ctx.group.tries(ctx.proxy.nextUpstreamTries);
     if (upgrade === undefined && hasBody(req) && !ctx.proxy.requestBuffering) {
       this.#body = new StreamedBody(req, ctx.proxy.clientMaxBodySizeBytes, this.#onBodyTooLarge);
     }

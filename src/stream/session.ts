@@ -73,13 +73,7 @@ export class StreamSession {
     this.#serverPort = client.localPort;
     this.#peers = ctx.group.newRequest();
     this.#balanceContext = { clientAddress: this.#remoteAddr, variable: (name) => this.#variable(name), state: {} };
-    const { nextUpstreamTries } = ctx.config;
-    // nginx peer.tries: every usable server once; a single server is never retried.
-    this.#triesLeft = ctx.group.single
-      ? 1
-      : nextUpstreamTries === 0
-        ? ctx.group.maxTries
-        : Math.min(nextUpstreamTries, ctx.group.maxTries);
+    this.#triesLeft = ctx.group.tries(ctx.config.nextUpstreamTries);
     // Until the relay takes over: an error (a reset) on the paused client is noticed by the
     // relay, whose reads and writes then fail; this listener only keeps it from being thrown.
     client.on('error', () => {});

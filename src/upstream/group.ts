@@ -30,7 +30,7 @@ export class UpstreamGroup {
    */
   readonly single: boolean;
   /** nginx peer.tries: every server that is not `down`, primary and backup. */
-  readonly maxTries: number;
+  readonly #maxTries: number;
 
   readonly #nowSec: () => number;
   readonly #onHealthEvent: (event: HealthEvent) => void;
@@ -45,9 +45,19 @@ export class UpstreamGroup {
     this.primary = Object.freeze(peers.filter((peer) => !peer.config.backup));
     this.backup = Object.freeze(peers.filter((peer) => peer.config.backup));
     this.single = this.primary.length === 1 && this.backup.length === 0;
-    this.maxTries = peers.filter((peer) => !peer.config.down).length;
+    this.#maxTries = peers.filter((peer) => !peer.config.down).length;
     this.#nowSec = options.nowSec ?? (() => Math.floor(Date.now() / 1000));
     this.#onHealthEvent = options.onHealthEvent ?? (() => {});
+  }
+
+  /**
+   * How many servers one request or session may try: every usable server once, at most
+   * `nextUpstreamTries` (0 = no limit); a single server is never retried (nginx's
+   * peer.tries, capped by proxy_next_upstream_tries).
+   */
+  tries(nextUpstreamTries: number): number {
+    if (this.single) return 1;
+    return nextUpstreamTries === 0 ? this.#maxTries : Math.min(nextUpstreamTries, this.#maxTries);
   }
 
   newRequest(): RequestPeers {

@@ -73,6 +73,7 @@ describe('passive health: max_fails and fail_timeout (ngx_http_upstream_free_rou
     for (let i = 0; i < 3; i++) group.recordFailure(peer('a'));
     expect(events).toEqual([]);
     expect(group.single).toBe(true);
+    expect(group.tries(0)).toBe(1);
     expect(next()).toBe('unix:/a');
   });
 });
@@ -80,7 +81,9 @@ describe('passive health: max_fails and fail_timeout (ngx_http_upstream_free_rou
 describe('selection: down, backup, max_conns, tried', () => {
   it('never uses a down server and does not count it in tries', () => {
     const { group, next } = groupOf([server('a', { down: true }), server('b'), server('c')]);
-    expect(group.maxTries).toBe(2);
+    expect(group.tries(0)).toBe(2);
+    expect(group.tries(1)).toBe(1);
+    expect(group.tries(5)).toBe(2);
     expect([next(), next(), next()]).toEqual(['unix:/b', 'unix:/c', 'unix:/b']);
   });
 
