@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/errors.js';
 import { parseConfig } from '../../../src/config/load.js';
+import { configErrorOf } from '../../helpers/config-error.js';
 
 const base = 'listen: 8080\nupstream:\n  servers:\n    - unix:/tmp/a.sock max_conns=1\n    - unix:/tmp/b.sock\n';
 
-function errorOf(source: string): string {
-  try {
-    parseConfig(source, 'c.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).message;
-  }
-  throw new Error('parseConfig accepted the configuration');
-}
+const errorOf = (source: string): string => configErrorOf(source, 'c.yaml');
 
 describe('upstream.health_check', () => {
   it('is off unless configured', () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/config/errors.js';
 import { loadConfig, parseConfig } from '../../../src/config/load.js';
+import { configErrorOf } from '../../helpers/config-error.js';
 import type { Balance, Config } from '../../../src/config/types.js';
 
 const SERVER = { weight: 1, maxFails: 1, failTimeoutSec: 10, maxConns: 0, backup: false, down: false };
@@ -38,16 +39,7 @@ upstream:
     - unix:/tmp/app.sock
 `;
 
-/** The message of the ConfigError that parseConfig throws for `source`. */
-function errorOf(source: string): string {
-  try {
-    parseConfig(source, 'bad.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).message;
-  }
-  throw new Error('parseConfig accepted the configuration');
-}
+const errorOf = (source: string): string => configErrorOf(source);
 
 describe('parseConfig', () => {
   it('resolves the documented example', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/errors.js';
 import { parseConfig } from '../../../src/config/load.js';
+import { configErrorOf } from '../../helpers/config-error.js';
 import type { StreamServerConfig } from '../../../src/config/types.js';
 
 const SERVER = { weight: 1, maxFails: 1, failTimeoutSec: 10, maxConns: 0, backup: false, down: false };
@@ -16,15 +16,7 @@ upstream:
   servers: [unix:/tmp/app.sock]
 `;
 
-function errorOf(source: string): string {
-  try {
-    parseConfig(source, 'bad.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).message;
-  }
-  throw new Error('parseConfig accepted the configuration');
-}
+const errorOf = (source: string): string => configErrorOf(source);
 
 describe('the stream section', () => {
   it('a configuration with only stream servers has no HTTP proxy, and nginx stream defaults', () => {
