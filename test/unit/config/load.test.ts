@@ -90,6 +90,8 @@ describe('parseConfig', () => {
       },
       stream: [],
       log: { level: 'info', access: { kind: 'stdout' } },
+      shutdownTimeoutMs: 10_000,
+      pid: { kind: 'default' },
     } satisfies Config);
   });
 
