@@ -39,8 +39,11 @@ export interface RunningProxy {
    * flight, WebSocket tunnel and stream session has ended by itself.
    */
   close(): Promise<void>;
-  /** Ends everything still open now: what a stop does when shutdown_timeout is reached. */
-  destroy(): void;
+  /**
+   * Ends everything still open now: what a stop does when shutdown_timeout is reached.
+   * Resolves once the tunnels and stream sessions it closed have ended and been logged.
+   */
+  destroy(): Promise<void>;
 }
 
 /**
@@ -133,6 +136,11 @@ class Proxy implements RunningProxy {
     } finally {
       this.#pending = undefined;
     }
+    if (this.#closing) {
+      // A stop began while the new addresses were being bound: they close with the rest.
+      this.#listeners.unbindOthers([]);
+      return;
+    }
     this.#commit(generation);
     this.#listeners.unbindOthers(wanted);
   }
@@ -149,12 +157,12 @@ class Proxy implements RunningProxy {
     await http.connections?.close();
   }
 
-  destroy(): void {
+  async destroy(): Promise<void> {
     this.#closing = true;
-    this.#http.tunnels.destroy();
-    for (const stream of this.#liveStreams) stream.destroy();
+    const ended = [this.#http.tunnels.destroy(), ...[...this.#liveStreams].map((stream) => stream.destroy())];
     this.#listeners.destroy();
     this.#http.connections?.destroy();
+    await Promise.all(ended);
   }
 
   /** The objects of a configuration, without changing anything in force. */

@@ -64,9 +64,11 @@ export class TunnelRegistry {
     await Promise.all([...this.#open].map((tunnel) => tunnel.ended));
   }
 
-  /** The stop ran out of time: every open tunnel is closed now. */
-  destroy(): void {
+  /** The stop ran out of time: every open tunnel is closed now. Resolves once they have ended. */
+  async destroy(): Promise<void> {
     this.#closing = true;
-    for (const tunnel of this.#open) tunnel.destroy();
+    const open = [...this.#open];
+    for (const tunnel of open) tunnel.destroy();
+    await Promise.all(open.map((tunnel) => tunnel.ended));
   }
 }

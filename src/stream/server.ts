@@ -61,9 +61,10 @@ export class StreamServer {
     await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
   }
 
-  /** The stop ran out of time: every session is closed now. */
-  destroy(): void {
+  /** The stop ran out of time: every session is closed now. Resolves once they have ended (and are logged). */
+  destroy(): Promise<void> {
     for (const session of this.#sessions) session.destroy();
+    return this.drained();
   }
 }
 
