@@ -136,12 +136,18 @@ export class Lifecycle {
       await this.#proxy.reload(config);
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code !== 'SOCKPROXY_CONFIG_INVALID' && code !== 'SOCKPROXY_LISTEN_FAILED') throw err;
-      // The line `-t` (or a start) prints, at error level: the file, line and column and the offending value.
-      this.#errorLog.error({ nginx_level: 'emerg', config: file }, `[emerg] ${(err as Error).message}`);
+      if (code === 'SOCKPROXY_CONFIG_INVALID' || code === 'SOCKPROXY_LISTEN_FAILED') {
+        // The line `-t` (or a start) prints, at error level: the file, line and column and the offending value.
+        this.#errorLog.error({ nginx_level: 'emerg', config: file }, `[emerg] ${(err as Error).message}`);
+      } else {
+        // A fault of ours: the proxy goes on serving rather than die on a reload.
+        this.#errorLog.error({ nginx_level: 'alert', err }, `[alert] unexpected failure while reconfiguring: ${(err as Error).message}`);
+      }
       this.#errorLog.warn({ config: file }, 'reconfiguring failed: the running configuration is kept');
       return;
     }
+    // A stop that began meanwhile wins: the proxy did not take the new configuration.
+    if (this.#stopping) return;
     const previous = this.#config;
     this.#config = config;
     this.#errorLog.level = config.log.level;

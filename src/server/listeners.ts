@@ -123,9 +123,8 @@ export class Listeners {
 
   /** A graceful stop: every listener stops accepting; resolves once all their connections have ended. */
   async close(): Promise<void> {
-    const all = [...this.#bound.values(), ...this.#draining];
-    this.#bound.clear();
-    await Promise.all(all.map((listener) => listener.close()));
+    for (const [key, listener] of this.#bound) this.#retire(key, listener);
+    await Promise.all([...this.#draining].map((listener) => listener.close()));
   }
 
   /** Closes every HTTP connection now, requests in flight included. */
