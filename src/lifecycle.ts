@@ -18,6 +18,12 @@ export const SIGNALS = {
 /** How long the end of a stop waits for the connections it closed to be logged. */
 const DESTROY_LOG_GRACE_MS = 200;
 
+/**
+ * The configuration keys a reload cannot change, with how to read each: the access log is
+ * opened once, at start (requests under way still write to it).
+ */
+const START_ONLY_KEYS: ReadonlyArray<readonly [string, (config: Config) => unknown]> = [['log.access', (config) => config.log.access]];
+
 /** The signals that stop the proxy gracefully: docker stop's SIGTERM, Ctrl-C's SIGINT and nginx's SIGQUIT. */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT'];
 
@@ -156,13 +162,12 @@ export class Lifecycle {
     this.#errorLog.info({ config: file }, `reconfigured: ${file} is in force`);
   }
 
-  /** `log.access` is opened once, at start: a change is named, not silently ignored. */
+  /** Keys read at start only: a reload that changes one names it in a warning, rather than ignore it silently. */
   #warnStartOnly(config: Config): void {
-    if (JSON.stringify(config.log.access) === JSON.stringify(this.#config.log.access)) return;
-    this.#errorLog.warn(
-      { key: 'log.access' },
-      'log.access cannot change on reload (the access log is opened at start): it takes effect at restart',
-    );
+    for (const [key, read] of START_ONLY_KEYS) {
+      if (JSON.stringify(read(config)) === JSON.stringify(read(this.#config))) continue;
+      this.#errorLog.warn({ key }, `${key} cannot change on reload: the new value takes effect at restart`);
+    }
   }
 
   /** nginx writes the new pid file and removes the old one when a reload changes `pid`. */

@@ -128,8 +128,9 @@ class Proxy implements RunningProxy {
       ...config.stream.flatMap((stream) => stream.listen.map((address) => ({ address, kind: 'stream' as const }))),
     ];
     this.#warnUnchanged(wanted);
-    // A connection accepted on a new address before the swap below is served by the new
-    // configuration: until then there may be no other for it.
+    // Until the swap below, a connection accepted on a new address goes to the
+    // configuration in force, or to the new one where none has its kind (the start, the
+    // first HTTP listener, a new stream server).
     this.#pending = generation;
     try {
       await this.#listeners.bind(wanted);

@@ -149,6 +149,20 @@ describe('reload on SIGHUP', () => {
     expect(await get(`http://127.0.0.1:${port}/now`)).toEqual({ status: 200, text: 'ok b\n' });
   });
 
+  it('a key read at start only (log.access) is named in a warning; the rest of the file takes effect', async () => {
+    const [a, b] = [await upstream('a'), await upstream('b')];
+    const port = await freePort();
+    const file = tmp.path('proxy.yaml');
+    writeFileSync(file, `listen: 127.0.0.1:${port}\nupstream:\n  servers:\n    - ${a.address}\n`);
+    const proxy = await startProxyWithConfig(file);
+    await reload(proxy, file, `listen: 127.0.0.1:${port}\nlog:\n  access: ${tmp.path('access.log')}\nupstream:\n  servers:\n    - ${b.address}\n`);
+    const warning = proxy.errorLog().find((l) => l.key === 'log.access')!;
+    expect(warning).toMatchObject({ level: 40, msg: 'log.access cannot change on reload: the new value takes effect at restart' });
+    expect(await get(`http://127.0.0.1:${port}/`)).toEqual({ status: 200, text: 'ok b\n' });
+    expect(existsSync(tmp.path('access.log'))).toBe(false);
+    await proxy.waitForAccess((l) => l.request_uri === '/');
+  });
+
   it('an address that cannot be bound fails the reload as a start would, and changes nothing', async () => {
     const [a, b] = [await upstream('a'), await upstream('b')];
     const port = await freePort();
