@@ -267,10 +267,11 @@ describe('reload on SIGHUP', () => {
     writeFileSync(file, `listen: 127.0.0.1:${port}\nupstream:\n  servers:\n    - unix:${removedPath}\n`);
     const proxy = await startProxyWithConfig(file);
 
-    // One connection left idle in the pool, one carrying a request that waits.
-    expect(await get(`http://127.0.0.1:${port}/fast`)).toEqual({ status: 200, text: 'ok /fast\n' });
+    // One connection carrying a request that waits, one left idle in the pool.
     const slow = get(`http://127.0.0.1:${port}/slow`);
-    await until(() => open.size === 2, 5_000, 'two connections to the server');
+    await until(() => open.size === 1, 5_000, 'the slow request to reach the server');
+    expect(await get(`http://127.0.0.1:${port}/fast`)).toEqual({ status: 200, text: 'ok /fast\n' });
+    expect(open.size).toBe(2);
 
     await reload(proxy, file, `listen: 127.0.0.1:${port}\nupstream:\n  servers:\n    - ${kept.address}\n`);
     await until(() => open.size === 1, 5_000, 'the idle connection to close');
