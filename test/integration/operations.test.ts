@@ -99,7 +99,7 @@ describe('operating a running proxy', () => {
   it.each([
     ['an unknown -s signal', ['-s', 'restart'], 2, 'sockproxy: invalid option: "-s restart" (reload, reopen, quit or stop)'],
     ['-s without --config', ['-s', 'reload'], 2, 'sockproxy: no configuration file: pass --config FILE'],
-  ])('%s: exit %i', async (_name, args, code, message) => {
+  ])('%s: exit 2 with the usage', async (_name, args, code, message) => {
     const result = await runProxy(args);
     expect(result.code).toBe(code);
     expect(result.stderr.split('\n')[0]).toBe(message);
