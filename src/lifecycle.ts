@@ -71,11 +71,6 @@ export class Lifecycle {
     this.stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
   }
 
-  /** The configuration in force. */
-  get config(): Config {
-    return this.#config;
-  }
-
   /**
    * SIGHUP: reads the configuration file again and puts it in force (RunningProxy.reload).
    * An invalid file, or an address that cannot be bound, is logged in the words `-t` and
