@@ -243,6 +243,49 @@ describe('reload on SIGHUP', () => {
     expect(checked.requests.filter((r) => r.url !== '/health')).toHaveLength(0);
   });
 
+  it('max_conns and the queue across a reload: requests of both configurations wait for the same slot, none is lost', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const waiting: (() => void)[] = [];
+    const busy = await httpUpstream(tmp.path('busy.sock'), (req, res) => {
+      req.resume();
+      inFlight++;
+      most = Math.max(most, inFlight);
+      waiting.push(() => {
+        inFlight--;
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(`ok ${req.url}\n`);
+      });
+    });
+    closables.push(busy);
+    const port = await freePort();
+    const file = tmp.path('proxy.yaml');
+    const config = (size: number) =>
+      `listen: 127.0.0.1:${port}\nupstream:\n  servers:\n    - ${busy.address} max_conns=1\n  queue:\n    size: ${size}\n    timeout: 30s\n`;
+    writeFileSync(file, config(10));
+    const proxy = await startProxyWithConfig(file);
+
+    const first = get(`http://127.0.0.1:${port}/first`);
+    await until(() => waiting.length === 1, 5_000, 'the first request at the app');
+    const queuedBefore = get(`http://127.0.0.1:${port}/queued-before`);
+    // Time for it to reach the proxy and enter the queue (nothing at the app shows it).
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await reload(proxy, file, config(5));
+    // The server's request in flight counts against max_conns under the new configuration too.
+    const queuedAfter = get(`http://127.0.0.1:${port}/queued-after`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(busy.requests.map((r) => r.url)).toEqual(['/first']);
+    while (busy.requests.length < 3 || waiting.length > 0) {
+      await until(() => waiting.length > 0, 5_000, 'the next request at the app');
+      waiting.shift()!();
+    }
+    expect(await Promise.all([first, queuedBefore, queuedAfter])).toEqual([
+      { status: 200, text: 'ok /first\n' },
+      { status: 200, text: 'ok /queued-before\n' },
+      { status: 200, text: 'ok /queued-after\n' },
+    ]);
+    expect(most).toBe(1);
+  });
+
   it('a removed server: its idle connection closes at once, the one carrying a request after the response', async () => {
     const open = new Set<net.Socket>();
     let release!: () => void;
