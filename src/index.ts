@@ -3,6 +3,8 @@ export { loadConfig, parseConfig } from './config/load.js';
 export { ConfigError } from './config/errors.js';
 export { ListenError } from './server/listen.js';
 export { startProxy } from './run.js';
+export { handleSignals, Lifecycle } from './lifecycle.js';
+export type { LifecycleOptions } from './lifecycle.js';
 export { createAccessLog, createErrorLog } from './observe/logger.js';
 export type { ProxyLogs, RunningProxy } from './run.js';
 export type { StreamServer } from './stream/server.js';
@@ -14,6 +16,7 @@ export type {
   ListenAddress,
   LogConfig,
   NextUpstreamToken,
+  PidFile,
   ProxySettings,
   QueueConfig,
   ServerConfig,

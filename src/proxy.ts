@@ -1,21 +1,21 @@
 #!/usr/bin/env node
 /**
- * The command line: `sockproxy --config FILE [-t]`. The only place that chooses an exit
- * code: 0 for success, 2 for a bad command line or configuration (nginx -t style),
- * 1 for a failure at start-up such as an address already in use.
+ * The command line: `sockproxy --config FILE [-t | -s reload|reopen|quit|stop]`. The only
+ * place that chooses an exit code: 0 for success, 2 for a bad command line or
+ * configuration (nginx -t style), 1 for a failure at start-up such as an address already
+ * in use, or a signal that could not be sent.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
-import type { Config, UpstreamBlock } from './config/types.js';
-import { createAccessLog, createErrorLog, type Logger } from './observe/logger.js';
+import type { Config } from './config/types.js';
+import { announce, handleSignals, Lifecycle, SIGNALS, version } from './lifecycle.js';
+import { createAccessLog, createErrorLog } from './observe/logger.js';
+import { pidFilePath, signalPidFile, writePidFile } from './pid-file.js';
 import { startProxy, type RunningProxy } from './run.js';
-import { describeServer } from './upstream/address.js';
+import { describeErrno } from './server/errno.js';
 
-const EXIT_START_FAILED = 1;
+const EXIT_FAILED = 1;
 const EXIT_BAD_CONFIG = 2;
-/** nginx worker_shutdown_timeout-like bound on a graceful stop. */
-const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 const USAGE = `Usage: sockproxy --config FILE [options]
 
@@ -24,16 +24,19 @@ An nginx-style reverse proxy for app servers on Unix domain sockets (and TCP).
 Options:
   -c, --config FILE   the YAML configuration (see README: "Configuration")
   -t, --test          check the configuration and exit: 0 if valid, 2 if not (like nginx -t)
+  -s, --signal SIG    send SIG to the proxy running with this configuration (its pid file), like nginx -s:
+                        reload  re-read the configuration (SIGHUP)
+                        reopen  reopen the access log file (SIGUSR1)
+                        quit    stop gracefully (SIGQUIT)
+                        stop    stop gracefully (SIGTERM)
+      --reload        the same as -s reload
   -h, --help          show this help
   -v, --version       print the version
 
-Signals: SIGTERM or SIGINT stop accepting connections and let requests in flight finish.
+Signals: SIGHUP reloads the configuration; SIGUSR1 reopens the access log; SIGTERM, SIGINT
+or SIGQUIT stop accepting connections, let requests in flight finish and exit within
+shutdown_timeout (a second one exits at once). See README: "Operations".
 `;
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 async function main(argv: string[]): Promise<number> {
   let args;
@@ -43,6 +46,8 @@ async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string', short: 'c' },
         test: { type: 'boolean', short: 't' },
+        signal: { type: 'string', short: 's' },
+        reload: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -59,6 +64,12 @@ async function main(argv: string[]): Promise<number> {
   if (args.version) {
     process.stdout.write(`sockproxy ${version()}\n`);
     return 0;
+  }
+  const signalName = args.reload ? 'reload' : args.signal;
+  if (signalName !== undefined && !Object.hasOwn(SIGNALS, signalName)) {
+    // nginx: invalid option: "-s restart"
+    process.stderr.write(`sockproxy: invalid option: "-s ${signalName}" (reload, reopen, quit or stop)\n\n${USAGE}`);
+    return EXIT_BAD_CONFIG;
   }
   if (args.config === undefined) {
     process.stderr.write(`sockproxy: no configuration file: pass --config FILE\n\n${USAGE}`);
@@ -81,52 +92,63 @@ async function main(argv: string[]): Promise<number> {
     );
     return 0;
   }
+  if (signalName !== undefined) return sendSignal(config, SIGNALS[signalName as keyof typeof SIGNALS]);
+  return run(config);
+}
 
+/**
+ * nginx -s: the running proxy is found through the pid file of this configuration (which is
+ * read, and must be valid, as nginx's is); nothing is printed when the signal was sent.
+ */
+function sendSignal(config: Config, signal: NodeJS.Signals): number {
+  const pidFile = pidFilePath(config.file, config.pid);
+  if (pidFile === undefined) {
+    process.stderr.write(`sockproxy: [error] ${config.file} has "pid: off": there is no pid file to find the proxy by\n`);
+    return EXIT_FAILED;
+  }
+  try {
+    signalPidFile(pidFile, signal);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'SOCKPROXY_PID_FILE') throw err;
+    process.stderr.write(`sockproxy: [error] ${(err as Error).message}\n`);
+    return EXIT_FAILED;
+  }
+  return 0;
+}
+
+async function run(config: Config): Promise<number> {
   const errorLog = createErrorLog(config.log.level);
-  const accessLog = createAccessLog(config.log.access);
+  const accessLog = createAccessLog(config.log.access, (err) =>
+    errorLog.error({ nginx_level: 'alert' }, `open() or write() of access log "${err.path ?? ''}" failed (${describeErrno(err)})`),
+  );
   let proxy: RunningProxy;
   try {
     proxy = await startProxy(config, { errorLog, accessLog });
   } catch (err) {
     if ((err as { code?: string }).code !== 'SOCKPROXY_LISTEN_FAILED') throw err;
     process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
-    return EXIT_START_FAILED;
+    return EXIT_FAILED;
   }
-  // The handlers before the start lines: whoever waits for those may signal at once, and
-  // without a handler SIGTERM would kill the process without its graceful stop.
-  const stopped = stopSignal(errorLog);
-  // One line per proxy: where it listens and which servers it fronts.
-  if (config.http !== undefined) announce(errorLog, '', proxy.addresses, config.http.upstream);
-  for (const stream of proxy.streams) announce(errorLog, 'stream ', stream.addresses, stream.config.upstream);
-
-  await stopped;
-  // A bounded graceful stop: requests in flight finish, unless they outlast the deadline.
-  const deadline = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_TIMEOUT_MS).unref());
-  await Promise.race([proxy.close(), deadline, stopSignal(errorLog)]);
-  if (accessLog !== undefined) await new Promise<void>((resolve) => accessLog.flush(() => resolve()));
+  // The handlers before the pid file and the start lines: whoever waits for those may
+  // signal at once, and without a handler SIGTERM would kill the process without its
+  // graceful stop (and SIGHUP would kill it outright).
+  const pidFile = pidFilePath(config.file, config.pid);
+  const lifecycle = new Lifecycle({ proxy, config, errorLog, accessLog, ownsPidFile: pidFile !== undefined });
+  handleSignals(lifecycle);
+  if (pidFile !== undefined) {
+    try {
+      writePidFile(pidFile);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SOCKPROXY_PID_FILE') throw err;
+      process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
+      await proxy.destroy();
+      await proxy.close();
+      return EXIT_FAILED;
+    }
+  }
+  announce(errorLog, proxy, config);
+  await lifecycle.stopped;
   return 0;
-}
-
-function announce(errorLog: Logger, kind: '' | 'stream ', addresses: readonly string[], upstream: UpstreamBlock): void {
-  const servers = upstream.servers.map(describeServer).join(', ');
-  errorLog.info(
-    { listen: addresses, upstream: upstream.name, ...(kind === '' ? {} : { stream: true }) },
-    `sockproxy ${version()} ${kind}listening on ${addresses.join(', ')}, upstream "${upstream.name}": ${servers}`,
-  );
-}
-
-/** Resolves on the next SIGTERM or SIGINT (docker stop, Ctrl-C); a second one cuts the graceful stop short. */
-function stopSignal(errorLog: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      errorLog.info({ signal }, `${signal} received, shutting down`);
-      resolve();
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
 }
 
 main(process.argv.slice(2)).then(

@@ -1,21 +1,19 @@
-import type { Server } from 'node:http';
+import net from 'node:net';
 import { balancerFor } from './balancer/index.js';
 import { formatListen } from './config/listen.js';
 import type { Config, HttpConfig, ProxySettings } from './config/types.js';
+import { UpstreamConnections } from './forward/connections.js';
 import { Exchange, type ForwardContext } from './forward/exchange.js';
 import { compileRequestRules } from './forward/headers.js';
-import { UpstreamConnections } from './forward/connections.js';
 import { HealthChecks, healthCheckHost } from './forward/health-checks.js';
 import { TunnelRegistry } from './forward/tunnels.js';
 import type { Logger } from './observe/logger.js';
 import { createHttpServer } from './server/http-server.js';
-import { listen } from './server/listen.js';
-import { StreamServer } from './stream/server.js';
+import { type Listener, Listeners, type WantedListener } from './server/listeners.js';
+import { listenerName, StreamServer } from './stream/server.js';
 import { type HealthEvent, UpstreamGroup } from './upstream/group.js';
 import { RequestQueue } from './upstream/queue.js';
-
-/** How often a stopping proxy closes the client connections that have gone idle. */
-const IDLE_SWEEP_MS = 50;
+import { ServerStates } from './upstream/states.js';
 
 export interface ProxyLogs {
   readonly errorLog: Logger;
@@ -23,23 +21,29 @@ export interface ProxyLogs {
 }
 
 export interface RunningProxy {
-  /** The HTTP listen addresses, as nginx prints them ("*:8080", "unix:/run/sockproxy.sock"); empty without HTTP. */
+  /** The HTTP listen addresses in force, as nginx prints them ("*:8080", "unix:/run/sockproxy.sock"); empty without HTTP. */
   readonly addresses: readonly string[];
-  /** The stream servers, in configuration order. */
+  /** The stream servers in force, in configuration order. */
   readonly streams: readonly StreamServer[];
   /**
-   * Stops the health checks and accepting, lets in-flight requests finish, closes upgraded connections (WebSocket
-   * tunnels: FIN to both sides) and upstream connections, and lets open stream sessions run
-   * to their end.
+   * Puts a new configuration in force, atomically: new listen addresses are bound first
+   * (if one cannot be, a ListenError is thrown and nothing changed), then new requests and
+   * sessions go to the new configuration, removed addresses stop accepting, and servers
+   * kept by address keep their connections and health state (README, "Reload"). Requests,
+   * tunnels and sessions under way finish on the configuration they started with.
+   */
+  reload(config: Config): Promise<void>;
+  /**
+   * A graceful stop: stops accepting and the health checks, refuses new upgrades, closes
+   * client keep-alive connections as they go idle, and resolves once every request in
+   * flight, WebSocket tunnel and stream session has ended by itself.
    */
   close(): Promise<void>;
-}
-
-/** The HTTP side: its listeners and upstream connections. */
-interface HttpProxy {
-  /** Binds every listen address; rejects with a ListenError. */
-  start(): Promise<void>;
-  close(): Promise<void>;
+  /**
+   * Ends everything still open now: what a stop does when shutdown_timeout is reached.
+   * Resolves once the tunnels and stream sessions it closed have ended and been logged.
+   */
+  destroy(): Promise<void>;
 }
 
 /**
@@ -48,88 +52,240 @@ interface HttpProxy {
  * ListenError when an address cannot be bound (nothing is left listening then).
  */
 export async function startProxy(config: Config, logs: ProxyLogs): Promise<RunningProxy> {
-  const { errorLog, accessLog } = logs;
-  const onHealthEvent = (event: HealthEvent): void =>
-    errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`);
-
-  const streams = config.stream.map((stream) => new StreamServer(stream, { errorLog, accessLog, onHealthEvent }));
-  const http = config.http === undefined ? undefined : httpProxy(config.http, config.proxy, logs, onHealthEvent);
-  const close = async (): Promise<void> => {
-    await Promise.all([http?.close(), ...streams.map((stream) => stream.close())]);
-  };
-
+  const proxy = new Proxy(logs);
   try {
-    await http?.start();
-    for (const stream of streams) await stream.start();
+    await proxy.reload(config);
   } catch (err) {
-    await close();
+    await proxy.close();
     throw err;
   }
-  return { addresses: config.http?.listen.map(formatListen) ?? [], streams, close };
+  return proxy;
 }
 
-function httpProxy(
-  config: HttpConfig,
-  proxy: ProxySettings,
-  { errorLog, accessLog }: ProxyLogs,
-  onHealthEvent: (event: HealthEvent) => void,
-): HttpProxy {
-  const queue = config.upstream.queue === undefined ? undefined : new RequestQueue(config.upstream.queue);
-  const group = new UpstreamGroup(config.upstream, { onHealthEvent, onSlotFreed: () => queue?.wake() });
-  const healthChecks =
-    config.upstream.healthCheck === undefined
-      ? undefined
-      : new HealthChecks(group, config.upstream.healthCheck, {
-          host: healthCheckHost(config.upstream.name, proxy.setHeader),
-          errorLog,
-          onChange: () => queue?.wake(),
-        });
-  const connections = new UpstreamConnections(config.upstream, proxy);
-  const tunnels = new TunnelRegistry(proxy.maxUpgraded);
-  const forward: ForwardContext = {
-    group,
-    connections,
-    tunnels,
-    queue,
-    proxy,
-    requestRules: compileRequestRules(proxy.setHeader),
-    errorLog,
-    accessLog,
-    balancer: balancerFor(config.upstream.balance),
-  };
+/**
+ * What the HTTP side keeps across reloads: its servers' state, its upstream connections,
+ * the queue and the tunnel registry; and the configuration in force (`current`), which
+ * every new request takes when it starts and keeps to its end.
+ */
+interface HttpSide {
+  readonly states: ServerStates;
+  readonly tunnels: TunnelRegistry;
+  queue: RequestQueue | undefined;
+  connections: UpstreamConnections | undefined;
+  healthChecks: HealthChecks | undefined;
+  current: ForwardContext | undefined;
+}
 
-  let closing = false;
-  const servers: Server[] = [];
-  const start = async (): Promise<void> => {
-    for (const address of config.listen) {
-      const server = createHttpServer(
-        (req, res, expectsContinue) => {
-          if (closing) res.shouldKeepAlive = false;
-          new Exchange(forward, req, res).start(expectsContinue);
-        },
-        (req, res, upgrade) => new Exchange(forward, req, res, upgrade).start(),
-      );
-      await listen(server, address);
-      servers.push(server);
+/** A configuration built but not yet in force. */
+interface Generation {
+  readonly config: Config;
+  readonly http: ForwardContext | undefined;
+  /** Each stream server of the configuration, by each of its listen addresses (as printed). */
+  readonly streamRoutes: ReadonlyMap<string, StreamServer>;
+  readonly streams: readonly StreamServer[];
+  /** The state of each stream server's upstream, by the stream server's first listen address. */
+  readonly streamStates: ReadonlyMap<string, ServerStates>;
+}
+
+class Proxy implements RunningProxy {
+  readonly #logs: ProxyLogs;
+  readonly #listeners: Listeners;
+  readonly #http: HttpSide;
+  /** The configuration in force, and the one being put in force while its addresses are bound. */
+  #current: Generation | undefined;
+  #pending: Generation | undefined;
+  /** Stream servers with sessions still open, of any configuration. */
+  readonly #liveStreams = new Set<StreamServer>();
+  #closing = false;
+
+  constructor(logs: ProxyLogs) {
+    this.#logs = logs;
+    this.#listeners = new Listeners((wanted, listener) => this.#createServer(wanted, listener));
+    const http: HttpSide = {
+      states: new ServerStates(() => http.queue?.wake()),
+      tunnels: new TunnelRegistry(0),
+      queue: undefined,
+      connections: undefined,
+      healthChecks: undefined,
+      current: undefined,
+    };
+    this.#http = http;
+  }
+
+  get addresses(): readonly string[] {
+    return this.#current?.config.http?.listen.map(formatListen) ?? [];
+  }
+
+  get streams(): readonly StreamServer[] {
+    return this.#current?.streams ?? [];
+  }
+
+  async reload(config: Config): Promise<void> {
+    if (this.#closing) return;
+    const generation = this.#build(config);
+    const wanted: WantedListener[] = [
+      ...(config.http?.listen.map((address) => ({ address, kind: 'http' as const })) ?? []),
+      ...config.stream.flatMap((stream) => stream.listen.map((address) => ({ address, kind: 'stream' as const }))),
+    ];
+    this.#warnUnchanged(wanted);
+    // Until the swap below, a connection accepted on a new address goes to the
+    // configuration in force, or to the new one where none has its kind (the start, the
+    // first HTTP listener, a new stream server).
+    this.#pending = generation;
+    try {
+      await this.#listeners.bind(wanted);
+    } finally {
+      this.#pending = undefined;
     }
-    healthChecks?.start();
-  };
-  const close = async (): Promise<void> => {
-    closing = true;
-    await healthChecks?.close();
-    // While stopping, a connection is closed as soon as its response is done, as nginx's
-    // graceful stop does, instead of lingering until the keep-alive timeout: responses now
-    // say Connection: close, and those already under way are swept once they go idle.
-    const sweep = setInterval(() => {
-      for (const server of servers) server.closeIdleConnections();
-    }, IDLE_SWEEP_MS);
-    const serversClosed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-    // A tunnel lasts as long as its two ends want: unlike a request, it is not waited for.
-    // (nginx keeps them until worker_shutdown_timeout; closing them is what lets a stop finish.)
-    await tunnels.close();
-    await serversClosed;
-    clearInterval(sweep);
-    await connections.close();
-  };
-  return { start, close };
+    if (this.#closing) {
+      // A stop began while the new addresses were being bound: they close with the rest.
+      this.#listeners.unbindOthers([]);
+      return;
+    }
+    this.#commit(generation);
+    this.#listeners.unbindOthers(wanted);
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    const http = this.#http;
+    await Promise.all([
+      this.#listeners.close(),
+      http.tunnels.stopAccepting(),
+      http.healthChecks?.close(),
+      ...[...this.#liveStreams].map((stream) => stream.drained()),
+    ]);
+    await http.connections?.close();
+  }
+
+  async destroy(): Promise<void> {
+    this.#closing = true;
+    const ended = [this.#http.tunnels.destroy(), ...[...this.#liveStreams].map((stream) => stream.destroy())];
+    this.#listeners.destroy();
+    this.#http.connections?.destroy();
+    await Promise.all(ended);
+  }
+
+  /** The objects of a configuration, without changing anything in force. */
+  #build(config: Config): Generation {
+    const onHealthEvent = (event: HealthEvent): void =>
+      this.#logs.errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`);
+    const streamRoutes = new Map<string, StreamServer>();
+    const streamStates = new Map<string, ServerStates>();
+    const streams = config.stream.map((stream) => {
+      // A stream server is known across reloads by its first listen address.
+      const scope = formatListen(stream.listen[0]!);
+      const states = this.#current?.streamStates.get(scope) ?? new ServerStates();
+      streamStates.set(scope, states);
+      const server = new StreamServer(stream, { ...this.#logs, onHealthEvent, states });
+      for (const address of stream.listen) streamRoutes.set(formatListen(address), server);
+      return server;
+    });
+    const http = config.http === undefined ? undefined : this.#forwardContext(config.http, config.proxy, onHealthEvent);
+    return { config, http, streamRoutes, streams, streamStates };
+  }
+
+  #forwardContext(config: HttpConfig, proxy: ProxySettings, onHealthEvent: (event: HealthEvent) => void): ForwardContext {
+    const side = this.#http;
+    const { upstream } = config;
+    return {
+      group: new UpstreamGroup(upstream, { onHealthEvent, states: side.states }),
+      balancer: balancerFor(upstream.balance),
+      // Kept when nothing baked into the connections changed; retired at commit otherwise.
+      connections: side.connections?.fits(upstream, proxy) ? side.connections : new UpstreamConnections(upstream, proxy),
+      tunnels: side.tunnels,
+      // One queue across reloads, reconfigured at commit: a slot freed by a request of any
+      // configuration may be the one a waiting request needs.
+      queue: upstream.queue === undefined ? undefined : (side.queue ?? new RequestQueue(upstream.queue)),
+      proxy,
+      requestRules: compileRequestRules(proxy.setHeader),
+      errorLog: this.#logs.errorLog,
+      accessLog: this.#logs.accessLog,
+    };
+  }
+
+  /** Puts a built configuration in force; synchronous, so that no request sees half of it. */
+  #commit(generation: Generation): void {
+    const previous = this.#current;
+    this.#current = generation;
+    this.#commitHttp(generation.http, generation.config);
+    for (const stream of generation.streams) this.#liveStreams.add(stream);
+    // The previous stream servers take no new session; each is forgotten once its last one ends.
+    for (const stream of previous?.streams ?? []) void stream.drained().then(() => this.#liveStreams.delete(stream));
+    for (const stream of generation.config.stream) {
+      generation.streamStates.get(formatListen(stream.listen[0]!))!.retain(stream.upstream.servers);
+    }
+  }
+
+  #commitHttp(forward: ForwardContext | undefined, config: Config): void {
+    const side = this.#http;
+    const upstream = config.http?.upstream;
+    side.states.retain(upstream?.servers ?? []);
+    if (side.connections !== forward?.connections) side.connections?.retire();
+    else side.connections?.retain(upstream!.servers);
+    side.connections = forward?.connections;
+    // The checks start again on the new server list, from each kept server's state.
+    void side.healthChecks?.close();
+    side.healthChecks = undefined;
+    if (forward === undefined || upstream === undefined) return;
+    if (upstream.queue !== undefined) {
+      if (side.queue === undefined) side.queue = forward.queue;
+      else side.queue.configure(upstream.queue);
+    }
+    side.tunnels.limit = config.proxy.maxUpgraded;
+    if (upstream.healthCheck === undefined) {
+      HealthChecks.forget(forward.group);
+    } else {
+      side.healthChecks = new HealthChecks(forward.group, upstream.healthCheck, {
+        host: healthCheckHost(upstream.name, config.proxy.setHeader),
+        errorLog: this.#logs.errorLog,
+        onChange: () => side.queue?.wake(),
+      });
+      side.healthChecks.start();
+    }
+    // Without HTTP in the new configuration the last one stays here: a request arriving on
+    // a connection of a listener being closed is still served.
+    side.current = forward;
+  }
+
+  /** The server for a listen address; its handlers find the configuration in force when a request or session starts. */
+  #createServer(wanted: WantedListener, listener: () => Listener): net.Server {
+    if (wanted.kind === 'http') {
+      const forward = (): ForwardContext => (this.#http.current ?? this.#pending?.http)!;
+      return createHttpServer(
+        (req, res, expectsContinue) => {
+          if (listener().closing) res.shouldKeepAlive = false;
+          new Exchange(forward(), req, res).start(expectsContinue);
+        },
+        (req, res, upgrade) => new Exchange(forward(), req, res, upgrade).start(),
+      );
+    }
+    const key = formatListen(wanted.address);
+    const name = listenerName(wanted.address);
+    // pauseOnConnect: nothing is read from a client before its upstream connection is up.
+    // noDelay: nginx's `tcp_nodelay on`, the default for both sides of a stream session.
+    return net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (client) => {
+      const stream = this.#current?.streamRoutes.get(key) ?? this.#pending?.streamRoutes.get(key);
+      if (stream === undefined) client.destroy();
+      else stream.accept(client, name);
+    });
+  }
+
+  /**
+   * A unix: listen address kept by a reload keeps its socket file, and with it the file's
+   * mode and group: a changed `mode=` or `group=` takes effect at the next start (or by
+   * removing the address in one reload and adding it back in the next).
+   */
+  #warnUnchanged(wanted: readonly WantedListener[]): void {
+    for (const { address } of wanted) {
+      const bound = this.#listeners.get(address)?.address;
+      if (address.kind !== 'unix' || bound?.kind !== 'unix') continue;
+      if (bound.mode === address.mode && bound.group?.gid === address.group?.gid) continue;
+      this.#logs.errorLog.warn(
+        { listen: formatListen(address) },
+        `listen "${formatListen(address)}": a changed mode= or group= takes effect at restart, the socket file is kept`,
+      );
+    }
+  }
 }
+

@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import type { StatusMatch } from './status-match.js';
-import type { AccessLogTarget, Balance, LogLevel, NextUpstreamToken } from './types.js';
+import type { AccessLogTarget, Balance, LogLevel, NextUpstreamToken, PidFile } from './types.js';
 
 /**
  * Every default of the configuration, in one place, in resolved units. Each entry names
@@ -119,6 +119,14 @@ export const DEFAULTS = deepFreeze({
     /** `proxy_next_upstream_timeout 0`: unlimited. */
     nextUpstreamTimeoutMs: 0,
   },
+  /**
+   * `worker_shutdown_timeout`: nginx has none by default, so a graceful stop waits for the
+   * last WebSocket to close, which may be never; 10s is what `docker stop` waits before
+   * SIGKILL, and what the issue asks.
+   */
+  shutdownTimeoutMs: 10_000,
+  /** `pid`: nginx's is logs/nginx.pid under its prefix; sockproxy's is named after the configuration file. */
+  pid: { kind: 'default' } as PidFile,
   log: {
     /** `error_log ... notice`'s nearest pino level. */
     level: 'info' as LogLevel,

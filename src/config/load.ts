@@ -18,6 +18,7 @@ import type {
   LogConfig,
   LogLevel,
   NextUpstreamToken,
+  PidFile,
   ProxySettings,
   QueueConfig,
   ServerConfig,
@@ -73,6 +74,8 @@ export function parseConfig(source: string, file: string): Config {
       : undefined;
   return deepFreeze({
     file,
+    shutdownTimeoutMs: optional(sections, 'shutdown_timeout', (f) => reader.duration(f, 1), DEFAULTS.shutdownTimeoutMs),
+    pid: optional(sections, 'pid', (f) => readPid(reader, f), DEFAULTS.pid),
     http,
     proxy: readProxy(reader, sections.get('proxy')),
     stream: streamField === undefined ? [] : readStream(reader, streamField, listens),
@@ -80,7 +83,7 @@ export function parseConfig(source: string, file: string): Config {
   } satisfies Config);
 }
 
-const TOP_KEYS = ['listen', 'upstream', 'proxy', 'stream', 'log'];
+const TOP_KEYS = ['listen', 'upstream', 'proxy', 'stream', 'log', 'shutdown_timeout', 'pid'];
 /** Upstream keys only the HTTP proxy has, with why a stream upstream refuses each. */
 const HTTP_ONLY_UPSTREAM_KEYS: ReadonlyMap<string, string> = new Map([
   // ngx_http_upstream_keepalive_module has no stream twin.
@@ -546,6 +549,14 @@ function readLog(reader: Reader, field: Field | undefined): LogConfig {
     level: levelField ? reader.oneOf(levelField, LOG_LEVELS) : DEFAULTS.log.level,
     access: accessField ? readAccess(reader, accessField) : DEFAULTS.log.access,
   };
+}
+
+/** nginx `pid FILE`, or `off`; a relative path would depend on where the proxy (and `-s reload`) was started. */
+function readPid(reader: Reader, field: Field): PidFile {
+  const text = reader.text(field, 'an absolute file path or off');
+  if (text === 'off') return { kind: 'off' };
+  if (isAbsolute(text)) return { kind: 'file', path: text };
+  return reader.fail(field, `${field.path} must be an absolute file path or off, got ${JSON.stringify(text)}`);
 }
 
 function readAccess(reader: Reader, field: Field): AccessLogTarget {

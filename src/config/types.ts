@@ -231,9 +231,23 @@ export interface StreamServerConfig {
   readonly nextUpstreamTimeoutMs: number;
 }
 
+/**
+ * nginx `pid`: the file the process id is written to, which `--reload`, `-s stop` and the
+ * like read. `default`: a file in the OS temp directory named after the configuration
+ * file's real path (src/pid-file.ts), so that `-s reload -c FILE` finds it with no setup.
+ */
+export type PidFile = { readonly kind: 'default' } | { readonly kind: 'off' } | { readonly kind: 'file'; readonly path: string };
+
 export interface Config {
   /** The file the configuration was read from (for messages). */
   readonly file: string;
+  /**
+   * nginx `worker_shutdown_timeout`: how long a graceful stop waits for requests, tunnels
+   * and stream sessions to end before it closes them, in ms; default 10 000.
+   */
+  readonly shutdownTimeoutMs: number;
+  /** nginx `pid`; default a file named after the configuration file (see PidFile). */
+  readonly pid: PidFile;
   /** The HTTP proxy (YAML `listen` and `upstream`); undefined for a configuration with only `stream`. */
   readonly http: HttpConfig | undefined;
   /** The HTTP proxy's proxy_* settings (YAML `proxy`), defaulted even when there is no HTTP proxy. */

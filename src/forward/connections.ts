@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { buildConnector, Client } from 'undici';
-import type { ProxySettings, SocketAddress, UpstreamConfig } from '../config/types.js';
+import type { ProxySettings, ServerConfig, SocketAddress, UpstreamConfig } from '../config/types.js';
+import { formatAddress } from '../upstream/address.js';
 import type { Peer } from '../upstream/peer.js';
 
 /**
@@ -111,6 +112,7 @@ class ServerConnections {
   /** Opens a socket to the server (undici's connector, built once per server). */
   readonly connect: buildConnector.connector;
   readonly origin: string;
+  #retired = false;
 
   constructor(upstream: UpstreamConfig, address: SocketAddress, connectTimeoutMs: number) {
     this.#keepalive = upstream.keepalive;
@@ -125,8 +127,17 @@ class ServerConnections {
         : `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
   }
 
+  /**
+   * The server left the configuration: its idle connections close now, and those carrying
+   * a request close when it ends (a removed server's pool drains, then closes).
+   */
+  retire(): void {
+    this.#retired = true;
+    for (const connection of this.idle.splice(0)) connection.release(false);
+  }
+
   keep(connection: Connection): boolean {
-    if (this.idle.length >= this.#keepalive) return false;
+    if (this.#retired || this.idle.length >= this.#keepalive) return false;
     this.idle.push(connection);
     return true;
   }
@@ -146,13 +157,58 @@ class ServerConnections {
  * connections sit idle.) Everything that talks to an upstream goes through here.
  */
 export class UpstreamConnections {
-  readonly #servers = new Map<Peer, ServerConnections>();
+  /** By server address ("unix:/run/app.sock"): the servers of the configuration in force. */
+  readonly #servers = new Map<string, ServerConnections>();
+  /** Their addresses: a request still running on an older configuration may use others. */
+  #current: ReadonlySet<string>;
   readonly #upstream: UpstreamConfig;
   readonly #proxy: ProxySettings;
 
   constructor(upstream: UpstreamConfig, proxy: ProxySettings) {
     this.#upstream = upstream;
     this.#proxy = proxy;
+    this.#current = new Set(upstream.servers.map((server) => formatAddress(server.address)));
+  }
+
+  /**
+   * Whether a new configuration can use these connections: every setting baked into them
+   * (keep-alive, timeouts, the header size limit) is the same. If not, it gets new ones and
+   * these are retired.
+   */
+  fits(upstream: UpstreamConfig, proxy: ProxySettings): boolean {
+    const [a, b] = [this.#upstream, upstream];
+    return (
+      a.keepalive === b.keepalive &&
+      a.keepaliveTimeoutMs === b.keepaliveTimeoutMs &&
+      a.keepaliveRequests === b.keepaliveRequests &&
+      this.#proxy.connectTimeoutMs === proxy.connectTimeoutMs &&
+      this.#proxy.readTimeoutMs === proxy.readTimeoutMs &&
+      this.#proxy.bufferSizeBytes === proxy.bufferSizeBytes
+    );
+  }
+
+  /**
+   * A reload kept these connections: the servers still listed keep theirs, idle ones
+   * included; a removed server's pool drains and closes (ServerConnections.retire).
+   */
+  retain(servers: readonly ServerConfig[]): void {
+    this.#current = new Set(servers.map((server) => formatAddress(server.address)));
+    for (const [name, server] of this.#servers) {
+      if (this.#current.has(name)) continue;
+      server.retire();
+      this.#servers.delete(name);
+    }
+  }
+
+  /** A reload replaced these connections: every pool drains and closes. */
+  retire(): void {
+    this.retain([]);
+  }
+
+  /** Closes every connection now (the end of a stop that ran out of time). */
+  destroy(): void {
+    for (const server of this.#servers.values()) for (const connection of [...server.all]) connection.discard();
+    this.#servers.clear();
   }
 
   /**
@@ -175,10 +231,13 @@ export class UpstreamConnections {
   }
 
   #server(peer: Peer): ServerConnections {
-    let server = this.#servers.get(peer);
+    let server = this.#servers.get(peer.name);
     if (server === undefined) {
       server = new ServerConnections(this.#upstream, peer.config.address, this.#proxy.connectTimeoutMs);
-      this.#servers.set(peer, server);
+      // A retry of a request that began before a reload, to a server the reload removed:
+      // its connection closes after it.
+      if (this.#current.has(peer.name)) this.#servers.set(peer.name, server);
+      else server.retire();
     }
     return server;
   }

@@ -34,7 +34,7 @@ export interface ForwardContext {
   readonly group: UpstreamGroup;
   readonly balancer: Balancer;
   readonly connections: UpstreamConnections;
-  /** The upgraded connections (max_upgraded, and closing them on stop). */
+  /** The upgraded connections (max_upgraded; refused while stopping, closed at shutdown_timeout). */
   readonly tunnels: TunnelRegistry;
   /** upstream.queue: where a request waits while the servers are at max_conns; undefined without one. */
   readonly queue: RequestQueue | undefined;

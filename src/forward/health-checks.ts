@@ -43,9 +43,12 @@ export class HealthChecks {
     this.#servers = [...group.primary, ...group.backup]
       .filter((peer) => !peer.config.down)
       .map((peer) => {
-        const counter = new HealthCounter(config);
-        // With `mandatory` a server is "checking", out of rotation, until its first check.
-        peer.healthy = counter.state === 'healthy';
+        // A server kept by a reload goes on from the state its checks left it in (an
+        // unhealthy one still needs `passes` passed checks); a new one starts afresh: with
+        // `mandatory` "checking", out of rotation, until its first check.
+        const counter = new HealthCounter(config, peer.state.checked ? peer.state.health : undefined);
+        peer.state.health = counter.state;
+        peer.state.checked = true;
         return { peer, counter, timer: undefined, running: undefined };
       });
   }
@@ -53,6 +56,17 @@ export class HealthChecks {
   /** Checks every server now, then every `interval`. */
   start(): void {
     for (const server of this.#servers) this.#check(server);
+  }
+
+  /**
+   * A configuration without checks: every server goes back into rotation, and a later
+   * configuration with checks starts them afresh (nobody would bring a server back).
+   */
+  static forget(group: UpstreamGroup): void {
+    for (const peer of [...group.primary, ...group.backup]) {
+      peer.state.health = 'healthy';
+      peer.state.checked = false;
+    }
   }
 
   /** Stops checking: no check starts any more, and those under way are ended (their connections closed). */
@@ -86,7 +100,7 @@ export class HealthChecks {
       this.#logLine(level, `${result.message} while ${result.action}`, peer, { nginx_level: result.severity });
     }
     if (change === undefined) return;
-    peer.healthy = change === 'healthy';
+    peer.state.health = change;
     this.#logChange(peer, change, result);
     this.#onChange();
   }

@@ -1,8 +1,5 @@
 import type { Socket } from 'node:net';
 
-/** How long a tunnel closed by a shutdown waits for both ends to close after our FIN. */
-const SHUTDOWN_GRACE_MS = 1_000;
-
 /** The side of a tunnel something happened on. */
 export type TunnelSide = 'client' | 'upstream';
 
@@ -15,7 +12,7 @@ export type TunnelEnding =
   /** A write to `side` waited longer than proxy_send_timeout: it stopped reading. */
   | { readonly kind: 'send_timeout'; readonly side: TunnelSide }
   | { readonly kind: 'error'; readonly side: TunnelSide; readonly error: NodeJS.ErrnoException }
-  /** The proxy closed it (graceful stop). */
+  /** The proxy closed it: a stop reached shutdown_timeout. */
   | { readonly kind: 'shutdown' };
 
 export interface TunnelTimeouts {
@@ -53,7 +50,6 @@ export class Tunnel {
   #bytesToClient = 0;
   #bytesToUpstream = 0;
   #open = 2;
-  #shuttingDown = false;
   #resolve!: (result: TunnelResult) => void;
 
   /**
@@ -76,19 +72,6 @@ export class Tunnel {
     this.#relay(upstream, client, 'client');
   }
 
-  /**
-   * Graceful close: stop relaying, send FIN both ways, and cut both connections if they are
-   * still open after a short grace.
-   */
-  close(): void {
-    if (this.#open === 0 || this.#shuttingDown) return;
-    this.#shuttingDown = true;
-    this.#ending ??= { kind: 'shutdown' };
-    this.#client.end();
-    this.#upstream.end();
-    setTimeout(() => this.destroy(), SHUTDOWN_GRACE_MS).unref();
-  }
-
   /** Closes both connections now. */
   destroy(): void {
     this.#ending ??= { kind: 'shutdown' };
@@ -102,8 +85,6 @@ export class Tunnel {
    */
   #relay(from: Socket, to: Socket, toSide: TunnelSide): void {
     from.on('data', (chunk: Buffer) => {
-      // After a shutdown's FIN, what still arrives is read (so the peer's FIN is seen) and dropped.
-      if (this.#shuttingDown) return;
       this.#idleTimer.refresh();
       if (toSide === 'client') this.#bytesToClient += chunk.length;
       else this.#bytesToUpstream += chunk.length;
@@ -117,9 +98,7 @@ export class Tunnel {
         from.resume();
       });
     });
-    from.once('end', () => {
-      if (!this.#shuttingDown) to.end();
-    });
+    from.once('end', () => to.end());
   }
 
   #watch(socket: Socket, side: TunnelSide): void {

@@ -2,8 +2,8 @@
 export interface RegisteredTunnel {
   /** Settles once the tunnel has ended. */
   readonly ended: Promise<unknown>;
-  /** Graceful close. */
-  close(): void;
+  /** Closes both connections now. */
+  destroy(): void;
 }
 
 /** Why an upgrade request could not have a slot. */
@@ -11,14 +11,15 @@ export type NoSlot = 'limit' | 'closing';
 
 /**
  * Every upgraded connection of the proxy, counted against proxy.max_upgraded and kept so
- * that a stop can close them. A slot is taken when an upgrade request arrives, before any
+ * that a stop that runs out of time can close them. The registry outlives reloads: tunnels
+ * opened under any configuration count against the limit in force. A slot is taken when an upgrade request arrives, before any
  * server is contacted, so that a burst of upgrades cannot overshoot the limit while they
  * wait for their 101; it is given back when the request is answered without one, or when
  * its tunnel ends.
  */
 export class TunnelRegistry {
-  /** proxy.max_upgraded; 0 = unlimited. */
-  readonly limit: number;
+  /** proxy.max_upgraded; 0 = unlimited. A reload may change it: tunnels above a lowered limit run on. */
+  limit: number;
   readonly #open = new Set<RegisteredTunnel>();
   #slots = 0;
   #closing = false;
@@ -52,15 +53,22 @@ export class TunnelRegistry {
       this.#open.delete(tunnel);
       this.#slots--;
     });
-    // A 101 that arrived while the proxy was stopping: its tunnel is closed at once.
-    if (this.#closing) tunnel.close();
   }
 
-  /** Refuses new upgrades and closes every open tunnel gracefully; resolves once all have ended. */
-  async close(): Promise<void> {
+  /**
+   * A graceful stop: new upgrades are refused, open tunnels run on (nginx keeps them until
+   * worker_shutdown_timeout). Resolves once every open tunnel has ended by itself.
+   */
+  async stopAccepting(): Promise<void> {
+    this.#closing = true;
+    await Promise.all([...this.#open].map((tunnel) => tunnel.ended));
+  }
+
+  /** The stop ran out of time: every open tunnel is closed now. Resolves once they have ended. */
+  async destroy(): Promise<void> {
     this.#closing = true;
     const open = [...this.#open];
-    for (const tunnel of open) tunnel.close();
+    for (const tunnel of open) tunnel.destroy();
     await Promise.all(open.map((tunnel) => tunnel.ended));
   }
 }

@@ -17,7 +17,7 @@ export function createErrorLog(level: LogLevel, destination: pino.DestinationStr
  * (buffered writes off the request path); stdout and stderr stay synchronous so that lines
  * are not lost when the process is killed.
  */
-export function createAccessLog(target: AccessLogTarget): Logger | undefined {
+export function createAccessLog(target: AccessLogTarget, onFileError?: (err: NodeJS.ErrnoException) => void): Logger | undefined {
   // No pid or hostname on access lines: the time, pino's level and nginx's fields.
   const options = { base: null, timestamp: pino.stdTimeFunctions.isoTime };
   switch (target.kind) {
@@ -27,7 +27,25 @@ export function createAccessLog(target: AccessLogTarget): Logger | undefined {
       return pino(options, pino.destination(1));
     case 'stderr':
       return pino(options, pino.destination(2));
-    case 'file':
-      return pino(options, pino.destination({ dest: target.path, sync: false, mkdir: true }));
+    case 'file': {
+      const destination = pino.destination({ dest: target.path, sync: false, mkdir: true });
+      // A file that cannot be (re)opened or written is reported, not a crash of the proxy.
+      destination.on('error', (err: NodeJS.ErrnoException) => onFileError?.(err));
+      return pino(options, destination);
+    }
   }
+}
+
+/**
+ * SIGUSR1, as nginx's `-s reopen` (logrotate's postrotate): an access log written to a file
+ * is reopened by its path, so that after logrotate renamed it the next lines go to a new
+ * file, and the renamed one gets none. SonicBoom's reopen() finishes the write under way on
+ * the old file first. Returns the path reopened; undefined for stdout, stderr or off.
+ */
+export function reopenLogFile(logger: Logger | undefined): string | undefined {
+  const holder = logger as unknown as Record<symbol, { file?: string | null; reopen?: () => void } | undefined> | undefined;
+  const destination = holder?.[pino.symbols.streamSym];
+  if (typeof destination?.file !== 'string') return undefined;
+  destination.reopen!();
+  return destination.file;
 }

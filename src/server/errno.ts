@@ -10,6 +10,8 @@ import { getSystemErrorMap } from 'node:util';
 const ERRNO: Readonly<Record<string, readonly [number, string]>> = {
   EPERM: [1, 'Operation not permitted'],
   ENOENT: [2, 'No such file or directory'],
+  // kill() of a pid file's process that is gone.
+  ESRCH: [3, 'No such process'],
   EAGAIN: [11, 'Resource temporarily unavailable'],
   EACCES: [13, 'Permission denied'],
   ENOTDIR: [20, 'Not a directory'],

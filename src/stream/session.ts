@@ -83,6 +83,15 @@ export class StreamSession {
     this.#next();
   }
 
+  /**
+   * Closes both connections now (a stop that reached shutdown_timeout): the relay sees
+   * them close and the session ends as one whose sides closed.
+   */
+  destroy(): void {
+    this.#upstream?.destroy();
+    this.#client.destroy();
+  }
+
   readonly #pick = (candidates: readonly Peer[], eligible: (peer: Peer) => boolean): Peer | undefined =>
     this.#ctx.balancer(candidates, eligible, this.#balanceContext);
 

@@ -1,5 +1,6 @@
 import type { UpstreamBlock } from '../config/types.js';
 import { Peer } from './peer.js';
+import { ServerStates } from './states.js';
 
 /** Chooses one of `candidates` for which `eligible` holds (a balancer; see src/balancer). */
 export type PickPeer = (candidates: readonly Peer[], eligible: (peer: Peer) => boolean) => Peer | undefined;
@@ -35,13 +36,23 @@ export class UpstreamGroup {
   readonly #nowSec: () => number;
   readonly #onHealthEvent: (event: HealthEvent) => void;
 
-  /** `onSlotFreed`: a request to one of the servers ended, so one at max_conns may take another. */
+  /**
+   * `states`: where the servers' state is kept across reloads (a new set by default);
+   * `onSlotFreed` (for a new set): a request to one of the servers ended, so one at
+   * max_conns may take another.
+   */
   constructor(
     config: UpstreamBlock,
-    options: { nowSec?: () => number; onHealthEvent?: (event: HealthEvent) => void; onSlotFreed?: () => void } = {},
+    options: {
+      nowSec?: () => number;
+      onHealthEvent?: (event: HealthEvent) => void;
+      onSlotFreed?: () => void;
+      states?: ServerStates;
+    } = {},
   ) {
     this.name = config.name;
-    const peers = config.servers.map((server) => new Peer(server, options.onSlotFreed));
+    const states = (options.states ?? new ServerStates(options.onSlotFreed)).assign(config.servers);
+    const peers = config.servers.map((server, index) => new Peer(server, states[index]));
     this.primary = Object.freeze(peers.filter((peer) => !peer.config.backup));
     this.backup = Object.freeze(peers.filter((peer) => peer.config.backup));
     this.single = this.primary.length === 1 && this.backup.length === 0;

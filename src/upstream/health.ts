@@ -20,9 +20,10 @@ export class HealthCounter {
   #lastPassed: boolean | undefined;
   readonly #thresholds: HealthThresholds;
 
-  constructor(thresholds: HealthThresholds) {
+  /** `carried`: the state earlier checks left the server in (a reload); by default it starts afresh. */
+  constructor(thresholds: HealthThresholds, carried?: HealthState) {
     this.#thresholds = thresholds;
-    this.#state = thresholds.mandatory ? 'checking' : 'healthy';
+    this.#state = carried ?? (thresholds.mandatory ? 'checking' : 'healthy');
   }
 
   get state(): HealthState {

@@ -19,10 +19,19 @@ export interface QueuedRequest {
 export class RequestQueue {
   /** Insertion-ordered: the oldest first. Each with its timeout. */
   readonly #waiting = new Map<QueuedRequest, NodeJS.Timeout>();
-  readonly #config: QueueConfig;
+  #config: QueueConfig;
   #wakeScheduled = false;
 
   constructor(config: QueueConfig) {
+    this.#config = config;
+  }
+
+  /**
+   * A reload: requests that enter from now on get the new size and timeout; those waiting
+   * keep their timeout, and are served as before (the queue outlives reloads, since a slot
+   * freed by a request of any configuration may be the one they wait for).
+   */
+  configure(config: QueueConfig): void {
     this.#config = config;
   }
 

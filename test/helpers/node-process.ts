@@ -6,6 +6,9 @@
  * primary's IPC channel goes away.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pollUntil } from './wait.js';
 
 export interface Exit {
@@ -130,12 +133,34 @@ export function spawnNode(script: string, args: readonly string[]): Running {
   return handle;
 }
 
-/** SIGKILLs every process spawnNode started that is still running, and waits for them. */
+/**
+ * SIGKILLs every process spawnNode started that is still running, and waits for them. A
+ * proxy killed so leaves its pid file behind (it removes it only when it stops on its
+ * own), so the default ones (sockproxy-*.pid in the temp directory) naming a killed
+ * process are removed, as a test would otherwise leave one per proxy in /tmp.
+ */
 export async function killAll(): Promise<void> {
+  const killed = new Set<string>();
   await Promise.all(
     [...running].map(async (proc) => {
-      if (proc.alive()) proc.child.kill('SIGKILL');
+      if (proc.alive()) {
+        killed.add(String(proc.pid));
+        proc.child.kill('SIGKILL');
+      }
       await proc.waitForExit(5_000);
     }),
   );
+  if (killed.size > 0) removePidFilesOf(killed);
+}
+
+function removePidFilesOf(pids: ReadonlySet<string>): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!/^sockproxy-.*\.pid$/.test(name)) continue;
+    const path = join(tmpdir(), name);
+    try {
+      if (pids.has(readFileSync(path, 'utf8').trim())) unlinkSync(path);
+    } catch {
+      // Removed meanwhile.
+    }
+  }
 }

@@ -487,7 +487,7 @@ describe('sockproxy command line', () => {
       proxy.child.kill(signal);
       expect(await proxy.waitForExit(10_000)).toEqual({ code: 0, signal: null });
       expect(Date.now() - started).toBeLessThan(5_000);
-      expect(proxy.errorLog().some((line) => String(line.msg).startsWith(`${signal} received, shutting down`))).toBe(true);
+      expect(proxy.errorLog().some((line) => String(line.msg).startsWith(`${signal} received, gracefully shutting down`))).toBe(true);
     });
 
     /** A proxy in front of an upstream that answers only when `release` is called. */
@@ -511,7 +511,7 @@ describe('sockproxy command line', () => {
     /** Sends SIGTERM and waits until the proxy has begun its graceful stop and closed its listener. */
     async function beginShutdown(proxy: Running, port: number): Promise<void> {
       proxy.child.kill('SIGTERM');
-      await proxy.waitForLog((line) => String(line.msg).startsWith('SIGTERM received, shutting down'));
+      await proxy.waitForLog((line) => String(line.msg).startsWith('SIGTERM received, gracefully shutting down'));
       // "stop accepting connections and let requests in flight finish"
       await waitForRefused(port);
       expect(proxy.alive()).toBe(true);

@@ -67,15 +67,26 @@ describe('WebSocket: limits and shutdown', () => {
     expect([a.requests.length, b.requests.length]).toEqual([1, 2]);
   });
 
-  it('a stop (SIGTERM) closes open tunnels instead of waiting for them, logs each, and exits 0', async () => {
+  it('a stop (SIGTERM) lets open tunnels run until shutdown_timeout, then closes them, logs each, and exits 0', async () => {
     const app = fx.track(await wsUpstream(fx.tmp.path('app.sock')));
-    const proxy = await fx.start([app.address]);
+    const proxy = await fx.start([app.address], 'shutdown_timeout: 2s\n');
     const sockets = await Promise.all([1, 2, 3].map(() => openWebSocket(wsUrl(), clients)));
     const started = performance.now();
-    expect(await proxy.stop('SIGTERM')).toBe(0);
-    // Well inside the 10 s a stop may take for requests in flight.
-    expect(performance.now() - started).toBeLessThan(5_000);
+    const exit = proxy.stop('SIGTERM');
+    await proxy.waitForLog((l) => String(l.msg).startsWith('SIGTERM received, gracefully shutting down'));
+    // nginx keeps upgraded connections until worker_shutdown_timeout: they still carry messages.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (const [index, { ws }] of sockets.entries()) {
+      ws.send(`still here ${index}`);
+      expect((await nextMessage(ws)).data.toString()).toBe(`still here ${index}`);
+    }
+    expect(await exit).toBe(0);
+    const elapsed = performance.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(1_900);
+    // shutdown_timeout, and the time for a process to exit on a busy machine.
+    expect(elapsed).toBeLessThan(3_500);
     for (const { ws } of sockets) expect((await closed(ws)).code).toBe(1006);
     expect(proxy.access().filter((l) => l.status === 101)).toHaveLength(3);
+    expect(proxy.errors().some((l) => String(l.msg).startsWith('shutdown_timeout (2000 ms) reached'))).toBe(true);
   });
 });

@@ -82,6 +82,8 @@ describe('parseConfig', () => {
       },
       stream: [],
       log: { level: 'info', access: { kind: 'stdout' } },
+      shutdownTimeoutMs: 10_000,
+      pid: { kind: 'default' },
     } satisfies Config);
   });
 
@@ -227,6 +229,12 @@ upstream:
     expect(parseConfig(`${MINIMAL}proxy:\n  max_upgraded: 0\n`, 'x').proxy.maxUpgraded).toBe(0);
   });
 
+  it('reads shutdown_timeout and pid (an absolute path or off)', () => {
+    const config = parseConfig(`${MINIMAL}shutdown_timeout: 1m30s\npid: /run/sockproxy.pid\n`, 'x');
+    expect(config).toMatchObject({ shutdownTimeoutMs: 90_000, pid: { kind: 'file', path: '/run/sockproxy.pid' } });
+    expect(parseConfig(`${MINIMAL}pid: off\n`, 'x').pid).toEqual({ kind: 'off' });
+  });
+
   it('keeps set_header in file order, names lower-cased, "" as removal', () => {
     const config = parseConfig(
       `${MINIMAL}proxy:
@@ -314,6 +322,12 @@ describe('parseConfig errors: file:line:col, nginx wording, offending value, YAM
     ],
     ['misspelt proxy key', proxy('  read_timout: 5s\n'), 'bad.yaml:6:3: unknown key "read_timout" in proxy (did you mean "read_timeout"?)'],
     ['missing listen', 'upstream:\n  servers: [unix:/a]\n', 'bad.yaml:1:1: missing required key "listen"'],
+    ['a relative pid file', `${MINIMAL}pid: run/sp.pid\n`, 'bad.yaml:5:6: pid must be an absolute file path or off, got "run/sp.pid"'],
+    [
+      'shutdown_timeout 0',
+      `${MINIMAL}shutdown_timeout: 0\n`,
+      'bad.yaml:5:19: shutdown_timeout must be a duration like 60s, 1m30s or 500ms (more than 0, at most 24d20h), got "0"',
+    ],
     ['missing upstream', 'listen: 8080\n', 'bad.yaml:1:1: missing required key "upstream"'],
     ['missing servers', 'listen: 8080\nupstream:\n  name: app\n', 'bad.yaml:3:3: missing required key "servers" in upstream'],
     // listen

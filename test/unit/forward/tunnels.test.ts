@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { type RegisteredTunnel, TunnelRegistry } from '../../../src/forward/tunnels.js';
 
-/** A tunnel that ends when the test says so, and notes whether it was asked to close. */
-function tunnel(): RegisteredTunnel & { end: () => void; closeCalls: number } {
+/** A tunnel that ends when the test says so, and notes whether it was destroyed. */
+function tunnel(): RegisteredTunnel & { end: () => void; destroyCalls: number } {
   let end!: () => void;
   const ended = new Promise<void>((resolve) => (end = resolve));
   const t = {
     ended,
     end,
-    closeCalls: 0,
-    close: () => {
-      t.closeCalls++;
+    destroyCalls: 0,
+    destroy: () => {
+      t.destroyCalls++;
       end();
     },
   };
@@ -48,25 +48,36 @@ describe('TunnelRegistry (proxy.max_upgraded)', () => {
     expect(registry.reserve()).toBeUndefined();
   });
 
-  it('close() closes every open tunnel, resolves when they have ended, and refuses new upgrades', async () => {
+  it('stopAccepting() refuses new upgrades and lets open tunnels run on; it resolves when they have ended', async () => {
     const registry = new TunnelRegistry(10);
     const tunnels = [tunnel(), tunnel()];
     for (const t of tunnels) {
       registry.reserve();
       registry.add(t);
     }
-    await registry.close();
-    expect(tunnels.map((t) => t.closeCalls)).toEqual([1, 1]);
-    expect(registry.size).toBe(0);
+    let stopped = false;
+    void registry.stopAccepting().then(() => (stopped = true));
     expect(registry.reserve()).toBe('closing');
+    tunnels[0]!.end();
+    await settle();
+    expect([stopped, registry.size]).toEqual([false, 1]);
+    tunnels[1]!.end();
+    await settle();
+    expect([stopped, registry.size]).toEqual([true, 0]);
+    expect(tunnels.map((t) => t.destroyCalls)).toEqual([0, 0]);
   });
 
-  it('a tunnel that opens while closing (its 101 was on the way) is closed at once', async () => {
+  it('destroy() closes every open tunnel now (a stop at shutdown_timeout)', async () => {
     const registry = new TunnelRegistry(10);
-    registry.reserve();
-    await registry.close();
-    const late = tunnel();
-    registry.add(late);
-    expect(late.closeCalls).toBe(1);
+    const tunnels = [tunnel(), tunnel()];
+    for (const t of tunnels) {
+      registry.reserve();
+      registry.add(t);
+    }
+    registry.destroy();
+    await settle();
+    expect(tunnels.map((t) => t.destroyCalls)).toEqual([1, 1]);
+    expect(registry.size).toBe(0);
+    expect(registry.reserve()).toBe('closing');
   });
 });
