@@ -1,6 +1,6 @@
 import { errors } from 'undici';
 import { connectFailure, describeErrno } from '../server/errno.js';
-import type { TunnelEnding } from './tunnel.js';
+import type { TunnelEnding } from '../tunnel.js';
 
 /**
  * The nginx failure types an upstream attempt can end in (NGX_HTTP_UPSTREAM_FT_*).

@@ -25,7 +25,7 @@ import { readBufferedBody } from './buffered-body.js';
 import { discardRestOfBody, StreamedBody, type TooLarge, type UpstreamBody, watchSendTimeout } from './request-body.js';
 import { newRequestId } from './request-id.js';
 import { ResponseBuffer } from './response-buffer.js';
-import { Tunnel, type TunnelResult } from './tunnel.js';
+import { Tunnel, type TunnelResult } from '../tunnel.js';
 import type { TunnelRegistry } from './tunnels.js';
 import { remoteAddr, type VariableContext, variableValue } from './variables.js';
 

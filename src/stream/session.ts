@@ -7,8 +7,8 @@ import { clientAddress, serverAddress } from '../server/client-address.js';
 import { connectFailure, type ConnectFailure, describeErrno } from '../server/errno.js';
 import type { RequestPeers, UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
+import { Tunnel, type TunnelEnding } from '../tunnel.js';
 import { type ConnectResult, connectUpstream } from './connect.js';
-import { relay, type RelayEnd } from './relay.js';
 
 /** Everything a session needs, built once per stream server. */
 export interface StreamContext {
@@ -40,7 +40,7 @@ interface AttemptRecord {
 /**
  * One client connection through a stream server: ngx_stream_proxy_connect and
  * ngx_stream_proxy_next_upstream choose and connect a server (the next one after a failed
- * connect, while tries are left), then ./relay.ts moves the bytes until both sides are done.
+ * connect, while tries are left), then a Tunnel (../tunnel.ts) moves the bytes until both sides are done.
  * The client socket arrives paused (pauseOnConnect), so nothing is read from it before a
  * server is there to take it: the kernel holds what the client sends meanwhile.
  */
@@ -61,6 +61,8 @@ export class StreamSession {
   #triesLeft: number;
   /** The connected upstream, once there is one. */
   #upstream: net.Socket | undefined;
+  /** The relay between the client and the upstream, once connected. */
+  #tunnel: Tunnel | undefined;
   #done = false;
 
   constructor(ctx: StreamContext, client: net.Socket, server: string, onEnd: () => void) {
@@ -84,12 +86,12 @@ export class StreamSession {
   }
 
   /**
-   * Closes both connections now (a stop that reached shutdown_timeout): the relay sees
-   * them close and the session ends as one whose sides closed.
+   * Closes both connections now (a stop that reached shutdown_timeout). A session still
+   * connecting ends when its connect does: the tunnel finds its client closed.
    */
   destroy(): void {
-    this.#upstream?.destroy();
-    this.#client.destroy();
+    if (this.#tunnel !== undefined) this.#tunnel.destroy();
+    else this.#client.destroy();
   }
 
   readonly #pick = (candidates: readonly Peer[], eligible: (peer: Peer) => boolean): Peer | undefined =>
@@ -156,7 +158,10 @@ export class StreamSession {
 
   #relay(peer: Peer, upstream: net.Socket, connectMs: number): void {
     this.#upstream = upstream;
-    relay(this.#client, upstream, this.#ctx.config.timeoutMs, (end) => {
+    // proxy_timeout bounds both: nothing read for that long, or a write stuck that long.
+    const { timeoutMs } = this.#ctx.config;
+    this.#tunnel = new Tunnel(this.#client, upstream, Buffer.alloc(0), { idleMs: timeoutMs, sendMs: timeoutMs });
+    void this.#tunnel.ended.then(({ ending }) => {
       peer.active--;
       this.#attempts.push({
         addr: peer.name,
@@ -164,30 +169,34 @@ export class StreamSession {
         received: upstream.bytesRead,
         connectTime: formatSeconds(connectMs),
       });
-      this.#logRelayEnd(end, peer.name);
+      this.#logTunnelEnd(ending, peer.name);
       this.#finish(STREAM_OK);
     });
   }
 
-  /** nginx's words for how the session ended (ngx_stream_proxy_process_connection, ngx_stream_proxy_test_finalize). */
-  #logRelayEnd(end: RelayEnd, upstream: string): void {
-    switch (end.kind) {
+  /** nginx's words for how the session ended (ngx_stream_proxy_process_connection, ngx_stream_proxy_process). */
+  #logTunnelEnd(ending: TunnelEnding, upstream: string): void {
+    switch (ending.kind) {
       case 'closed':
-        this.#logError('debug', `${end.last} disconnected`, upstream);
+        this.#logError('debug', `${ending.side} disconnected`, upstream);
         return;
-      case 'idle':
-        // proxy_timeout: logged at [info] by nginx, and the session is a success (200).
+      case 'idle_timeout':
+      case 'send_timeout':
+        // proxy_timeout, on a read or a write: logged at [info] by nginx, and the session is a success (200).
         this.#logError('info', 'connection timed out (110: Connection timed out) while proxying connection', upstream);
         return;
       case 'error': {
-        const reading = end.error.syscall === undefined || end.error.syscall === 'read';
+        const reading = ending.error.syscall === undefined || ending.error.syscall === 'read';
         const call = reading ? 'recv()' : 'writev()';
-        const action = reading ? `proxying and reading from ${end.side}` : `proxying and sending to ${end.side}`;
+        const action = reading ? `proxying and reading from ${ending.side}` : `proxying and sending to ${ending.side}`;
         // nginx logs a client's resets at [info] (c->log_error = NGX_ERROR_INFO), an upstream's at [error].
-        const level = end.side === 'client' ? 'info' : 'error';
-        this.#logError(level, `${call} failed (${describeErrno(end.error)}) while ${action}`, upstream);
+        const level = ending.side === 'client' ? 'info' : 'error';
+        this.#logError(level, `${call} failed (${describeErrno(ending.error)}) while ${action}`, upstream);
         return;
       }
+      case 'shutdown':
+        // Closed at shutdown_timeout: the stop's own warning says so once for every connection.
+        return;
     }
   }
 

@@ -1,7 +1,7 @@
 import { errors } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { classifyUpstreamError, describeTunnelEnding } from '../../../src/forward/classify.js';
-import type { TunnelEnding } from '../../../src/forward/tunnel.js';
+import type { TunnelEnding } from '../../../src/tunnel.js';
 
 function errno(code: string, errnoNumber: number): NodeJS.ErrnoException {
   return Object.assign(new Error(code), { code, errno: -errnoNumber, syscall: 'connect' });
@@ -33,7 +33,7 @@ describe('describeTunnelEnding: how a tunnel ended, in nginx\'s words and levels
   const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET', errno: -104, syscall: 'read' });
   const pipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE', errno: -32, syscall: 'write' });
   it.each<[TunnelEnding, ReturnType<typeof describeTunnelEnding>]>([
-    [{ kind: 'closed' }, undefined],
+    [{ kind: 'closed', side: 'client' }, undefined],
     [{ kind: 'shutdown' }, undefined],
     [{ kind: 'idle_timeout' }, { level: 'info', message: 'upstream timed out (110: Connection timed out)' }],
     [{ kind: 'send_timeout', side: 'upstream' }, { level: 'info', message: 'upstream timed out (110: Connection timed out)' }],

@@ -5,11 +5,14 @@ export type TunnelSide = 'client' | 'upstream';
 
 /** Why a tunnel ended: the first cause wins (what follows from it is not a cause). */
 export type TunnelEnding =
-  /** Both sides closed their connection. */
-  | { readonly kind: 'closed' }
-  /** Nothing went either way for proxy_read_timeout. */
+  /**
+   * The connections closed: both in order (each FIN passed on), `side` the one that sent
+   * the last FIN; or `side`'s connection closed before both its directions were done.
+   */
+  | { readonly kind: 'closed'; readonly side: TunnelSide }
+  /** Nothing went either way for proxy_read_timeout (the stream proxy's proxy_timeout). */
   | { readonly kind: 'idle_timeout' }
-  /** A write to `side` waited longer than proxy_send_timeout: it stopped reading. */
+  /** A write to `side` waited longer than proxy_send_timeout (proxy_timeout): it stopped reading. */
   | { readonly kind: 'send_timeout'; readonly side: TunnelSide }
   | { readonly kind: 'error'; readonly side: TunnelSide; readonly error: NodeJS.ErrnoException }
   /** The proxy closed it: a stop reached shutdown_timeout. */
@@ -30,12 +33,15 @@ export interface TunnelResult {
 }
 
 /**
- * An upgraded connection: bytes both ways between the client and the upstream until both
- * have closed, as nginx's ngx_http_upstream_process_upgraded relays them. A side that is
- * not reading pauses the other (backpressure). Unlike nginx, which closes the whole tunnel
- * at the first end of stream, one side's FIN is passed on and the other direction goes on
- * (half-close, RFC 9293 §3.6), until that side ends too. Idle tunnels are closed after
- * proxy_read_timeout, re-armed by a byte in either direction, as nginx's read timer is.
+ * Bytes both ways between a client and an upstream connection until both have closed: an
+ * upgraded HTTP connection (WebSocket), as nginx's ngx_http_upstream_process_upgraded
+ * relays it, and a stream session, as ngx_stream_proxy_process does. A side that is not
+ * reading pauses the other (backpressure), so a slow reader holds the proxy to a socket
+ * buffer or so. One side's FIN is passed on and the other direction goes on (half-close,
+ * RFC 9293 §3.6) until that side ends too; nginx closes an upgraded connection at the
+ * first end of stream, and a stream session too unless `proxy_half_close on`. Idle
+ * tunnels are closed after `idleMs`, re-armed by a byte in either direction, as nginx's
+ * read timer is.
  */
 export class Tunnel {
   /** Settles once both connections are closed. */
@@ -50,6 +56,8 @@ export class Tunnel {
   #bytesToClient = 0;
   #bytesToUpstream = 0;
   #open = 2;
+  /** The side whose FIN came last, once one has come. */
+  #lastEnded: TunnelSide = 'client';
   #resolve!: (result: TunnelResult) => void;
 
   /**
@@ -70,6 +78,8 @@ export class Tunnel {
     this.#watch(upstream, 'upstream');
     this.#relay(client, upstream, 'upstream');
     this.#relay(upstream, client, 'client');
+    // A client accepted paused (the stream proxy's pauseOnConnect) reads from now on.
+    client.resume();
   }
 
   /** Closes both connections now. */
@@ -98,17 +108,23 @@ export class Tunnel {
         from.resume();
       });
     });
-    from.once('end', () => to.end());
+    from.once('end', () => {
+      this.#lastEnded = toSide === 'client' ? 'upstream' : 'client';
+      to.end();
+    });
   }
 
   #watch(socket: Socket, side: TunnelSide): void {
     socket.on('error', (error: NodeJS.ErrnoException) => this.#fail({ kind: 'error', side, error }));
-    socket.once('close', () => {
+    const onClose = (): void => {
       // A connection destroyed before both its directions were done (a reset, an abort)
       // leaves nothing for the other to carry on with.
-      if (!(socket.readableEnded && socket.writableFinished)) this.#fail({ kind: 'closed' });
+      if (!(socket.readableEnded && socket.writableFinished)) this.#fail({ kind: 'closed', side });
       if (--this.#open === 0) this.#finish();
-    });
+    };
+    // A client that went away while its upstream was being connected has closed already.
+    if (socket.closed) queueMicrotask(onClose);
+    else socket.once('close', onClose);
   }
 
   /** The tunnel cannot go on: remember why (if it is the first cause) and close both sides. */
@@ -121,6 +137,7 @@ export class Tunnel {
   #finish(): void {
     clearTimeout(this.#idleTimer);
     for (const timer of this.#sendTimers.values()) clearTimeout(timer);
-    this.#resolve({ ending: this.#ending ?? { kind: 'closed' }, bytesToClient: this.#bytesToClient, bytesToUpstream: this.#bytesToUpstream });
+    const ending = this.#ending ?? { kind: 'closed', side: this.#lastEnded };
+    this.#resolve({ ending, bytesToClient: this.#bytesToClient, bytesToUpstream: this.#bytesToUpstream });
   }
 }

@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Tunnel, type TunnelTimeouts } from '../../../src/forward/tunnel.js';
-import { until } from '../../helpers/wait.js';
+import { Tunnel, type TunnelTimeouts } from '../../src/tunnel.js';
+import { until } from '../helpers/wait.js';
 
 /**
  * The tunnel between two real socket pairs on loopback: the test holds the far ends (what
@@ -74,9 +74,11 @@ describe('Tunnel', () => {
     e.app.write('welcome!');
     await until(() => atApp.text() === 'early hello' && atClient.text() === 'welcome!', 2_000, 'both directions');
     e.client.end();
+    await until(atApp.ended, 2_000, 'the app to see the client\'s FIN');
     e.app.end();
     const result = await tunnel.ended;
-    expect(result).toEqual({ ending: { kind: 'closed' }, bytesToClient: 8, bytesToUpstream: 11 });
+    // The app's FIN came last.
+    expect(result).toEqual({ ending: { kind: 'closed', side: 'upstream' }, bytesToClient: 8, bytesToUpstream: 11 });
   });
 
   it('half-close: the client\'s FIN reaches the app, which can still answer, then close', async () => {
@@ -90,7 +92,7 @@ describe('Tunnel', () => {
     e.app.end('answer after your FIN');
     await until(atClient.ended, 2_000, 'the client to see the app\'s FIN');
     expect(atClient.text()).toBe('answer after your FIN');
-    expect((await tunnel.ended).ending).toEqual({ kind: 'closed' });
+    expect((await tunnel.ended).ending).toEqual({ kind: 'closed', side: 'upstream' });
   });
 
   it('half-close the other way: the app\'s FIN reaches the client, which can still send', async () => {
@@ -104,7 +106,7 @@ describe('Tunnel', () => {
     await until(atApp.ended, 2_000, 'the app to see the client\'s FIN');
     expect(atApp.text()).toBe('last words');
     expect(atClient.text()).toBe('bye');
-    expect((await tunnel.ended).ending).toEqual({ kind: 'closed' });
+    expect((await tunnel.ended).ending).toEqual({ kind: 'closed', side: 'client' });
   });
 
   it('closes an idle tunnel after idleMs; traffic in either direction re-arms the timer', async () => {
@@ -160,5 +162,25 @@ describe('Tunnel', () => {
     expect((await tunnel.ended).ending).toEqual({ kind: 'shutdown' });
     expect(e.proxyClient.destroyed && e.proxyUpstream.destroyed).toBe(true);
     await until(() => (atApp.ended() || e.app.destroyed) && (atClient.ended() || e.client.destroyed), 2_000, 'both ends to see the close');
+  });
+
+  it('a client that closed before the tunnel began (gone while its upstream was connecting) ends it, and the upstream is closed', async () => {
+    const e = await ends();
+    const atApp = collect(e.app);
+    e.proxyClient.destroy();
+    await once(e.proxyClient, 'close');
+    const tunnel = new Tunnel(e.proxyClient, e.proxyUpstream, Buffer.alloc(0), LONG);
+    expect((await tunnel.ended).ending).toEqual({ kind: 'closed', side: 'client' });
+    expect(e.proxyUpstream.destroyed).toBe(true);
+    await until(() => atApp.ended() || e.app.destroyed, 2_000, 'the app to see the close');
+  });
+
+  it('a client accepted paused (pauseOnConnect) is read once the tunnel begins', async () => {
+    const e = await ends();
+    const atApp = collect(e.app);
+    e.proxyClient.pause();
+    e.client.write('held by the kernel until now');
+    new Tunnel(e.proxyClient, e.proxyUpstream, Buffer.alloc(0), LONG);
+    await until(() => atApp.text() === 'held by the kernel until now', 2_000, 'the app to get what the client sent');
   });
 });
