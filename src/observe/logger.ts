@@ -8,7 +8,7 @@ export type { Logger } from 'pino';
  * wording so that what users search for still matches). Synchronous, so that the line
  * explaining a crash or an exit is never lost.
  */
-export function createErrorLog(level: LogLevel, destination: pino.DestinationStream = pino.destination(2)): Logger {
+export function createErrorLog(level: LogLevel, destination: pino.DestinationStream = synchronous(2)): Logger {
   return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
 }
 
@@ -24,9 +24,9 @@ export function createAccessLog(target: AccessLogTarget, onFileError?: (err: Nod
     case 'off':
       return undefined;
     case 'stdout':
-      return pino(options, pino.destination(1));
+      return pino(options, synchronous(1));
     case 'stderr':
-      return pino(options, pino.destination(2));
+      return pino(options, synchronous(2));
     case 'file': {
       const destination = pino.destination({ dest: target.path, sync: false, mkdir: true });
       // A file that cannot be (re)opened or written is reported, not a crash of the proxy.
@@ -48,4 +48,13 @@ export function reopenLogFile(logger: Logger | undefined): string | undefined {
   if (typeof destination?.file !== 'string') return undefined;
   destination.reopen!();
   return destination.file;
+}
+
+/**
+ * A destination that writes each line before the call returns, as nginx writes its logs.
+ * pino.destination(fd) alone is asynchronous (SonicBoom's default): its lines could be
+ * lost by a kill, and two loggers on one fd could interleave out of order.
+ */
+function synchronous(fd: 1 | 2): pino.DestinationStream {
+  return pino.destination({ dest: fd, sync: true });
 }
