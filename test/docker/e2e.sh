@@ -223,6 +223,10 @@ for service in app proxy; do
     fail "$service sees the socket as '$seen' (socket? mode uid, own uid), expected 'true 770 1000 1000'"
 done
 say "socket: 0770, uid 1000, and both processes run as uid 1000"
+# docker/k8s/deployment.yaml's preStop hooks run `sleep N` in these images.
+for service in app proxy; do
+  "${compose[@]}" exec -T "$service" sleep 0 || fail "no sleep in the $service image, which the k8s preStop hook runs"
+done
 
 # The app stops: its socket goes, the proxy answers 502 and logs why, naming the upstream.
 "${compose[@]}" stop app >/dev/null 2>&1
