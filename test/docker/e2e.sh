@@ -64,6 +64,7 @@ export COMPOSE_DOCKER_CLI_BUILD=0
 project=sockproxy-e2e
 compose=(docker-compose -p "$project" -f docker/docker-compose.yml -f test/docker/compose.e2e.yml)
 dockerd_pid=
+made_run_docker=
 
 cleanup() {
   local status=$?
@@ -93,6 +94,7 @@ cleanup() {
   # dockerd leaves its default network namespace bind-mounted under the exec root.
   for mount in $(grep -oE " $run/[^ ]+" /proc/mounts); do umount "$mount" || status=1; done
   rm -rf "$run" || status=1
+  [ -z "$made_run_docker" ] || rmdir /run/docker/plugins /run/docker 2>/dev/null
   exit "$status"
 }
 trap cleanup EXIT
@@ -101,8 +103,14 @@ trap cleanup EXIT
 # --iptables=false --ip-forward=false --bridge=none: the host's firewall, forwarding and
 # interfaces are left as they were. Compose's own network (a bridge the engine creates and
 # down removes) still joins the containers; a published port is relayed by docker-proxy.
+# Its own daemon.json: none of the host's settings, and its identity key (by default
+# /etc/docker/key.json, settable only there) kept with the data root.
+printf '{"deprecated-key-path": "%s"}\n' "$cache/key.json" >"$run/daemon.json"
+# The engine makes /run/docker/plugins whatever its flags say: removed again if it was not there.
+[ -e /run/docker ] || made_run_docker=1
 say "starting dockerd ($(/usr/sbin/dockerd --version))"
 /usr/sbin/dockerd \
+  --config-file "$run/daemon.json" \
   --data-root "$cache/data-root" \
   --exec-root "$run/exec" \
   --pidfile "$run/dockerd.pid" \
