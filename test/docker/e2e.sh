@@ -125,6 +125,7 @@ for _ in $(seq 1 150); do
 done
 if ! "$docker" version >/dev/null 2>&1; then
   reason=$(grep -E 'level=(fatal|error)|failed to start' "$run/dockerd.log" | tail -n 3 || true)
+  [ -n "$reason" ] || reason=$(tail -n 3 "$run/dockerd.log")
   kill -0 "$dockerd_pid" 2>/dev/null && kill -TERM "$dockerd_pid" && wait "$dockerd_pid" 2>/dev/null
   dockerd_pid=
   echo "################################################################################"
