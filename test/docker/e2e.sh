@@ -66,6 +66,20 @@ compose=(docker-compose -p "$project" -f docker/docker-compose.yml -f test/docke
 dockerd_pid=
 made_run_docker=
 
+# SIGTERM to the engine, which stops its containerd, whose shims stop their containers,
+# before it exits; SIGKILL to both by their pids after 20 s (fails then).
+stop_dockerd() {
+  kill -0 "$dockerd_pid" 2>/dev/null || return 0
+  kill -TERM "$dockerd_pid"
+  for _ in $(seq 1 100); do kill -0 "$dockerd_pid" 2>/dev/null || return 0; sleep 0.2; done
+  say "dockerd (pid $dockerd_pid) did not stop in 20 s: killing it and its containerd"
+  local containerd_pid
+  containerd_pid=$(cat "$run/exec/containerd/containerd.pid" 2>/dev/null)
+  kill -KILL "$dockerd_pid"
+  [ -z "$containerd_pid" ] || kill -KILL "$containerd_pid"
+  return 1
+}
+
 cleanup() {
   local status=$?
   set +e # clean up all the same; a step that fails here is reported below
@@ -78,14 +92,7 @@ cleanup() {
     # Untagged images a day old: earlier builds' leftovers. Not younger ones: the classic
     # builder's cache for the build stage is an untagged image, and the next run wants it.
     "$docker" image prune -f --filter until=24h >/dev/null 2>&1 || true
-    kill -TERM "$dockerd_pid"
-    # dockerd stops its containerd, whose shims stop their containers, before it exits.
-    for _ in $(seq 1 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$dockerd_pid" 2>/dev/null; then
-      say "dockerd (pid $dockerd_pid) did not stop in 20 s: killing it"
-      kill -KILL "$dockerd_pid"
-      status=1
-    fi
+    stop_dockerd || status=1
   fi
   if [ "$status" -ne 0 ] && [ -f "$run/dockerd.log" ]; then
     say "--- dockerd log (last 30 lines) ---"
@@ -98,6 +105,8 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
+trap 'exit 130' INT # so that cleanup runs on Ctrl-C and on a CI timeout's SIGTERM too
+trap 'exit 143' TERM
 
 # --- a private engine ---
 # --iptables=false --ip-forward=false --bridge=none: the host's firewall, forwarding and
@@ -126,7 +135,7 @@ done
 if ! "$docker" version >/dev/null 2>&1; then
   reason=$(grep -E 'level=(fatal|error)|failed to start' "$run/dockerd.log" | tail -n 3 || true)
   [ -n "$reason" ] || reason=$(tail -n 3 "$run/dockerd.log")
-  kill -0 "$dockerd_pid" 2>/dev/null && kill -TERM "$dockerd_pid" && wait "$dockerd_pid" 2>/dev/null
+  stop_dockerd || true
   dockerd_pid=
   echo "################################################################################"
   echo "SKIP: test/docker/e2e.sh: the Docker engine cannot start on this machine:"
