@@ -7,7 +7,9 @@ import { compileRequestRules } from './forward/headers.js';
 import { UpstreamConnections } from './forward/connections.js';
 import { HealthChecks, healthCheckHost } from './forward/health-checks.js';
 import { TunnelRegistry } from './forward/tunnels.js';
+import type { UpstreamView } from './admin/status.js';
 import type { Logger } from './observe/logger.js';
+import type { RequestObserver } from './observe/metrics.js';
 import { createHttpServer } from './server/http-server.js';
 import { listen } from './server/listen.js';
 import { StreamServer } from './stream/server.js';
@@ -22,11 +24,26 @@ export interface ProxyLogs {
   readonly accessLog: Logger | undefined;
 }
 
+/** What the proxy reports to, besides its logs. */
+export interface ProxyInstruments {
+  /** Counts requests, failures and response times for the metrics and /status; none when the admin endpoint is off. */
+  readonly observer?: RequestObserver | undefined;
+}
+
 export interface RunningProxy {
   /** The HTTP listen addresses, as nginx prints them ("*:8080", "unix:/run/sockproxy.sock"); empty without HTTP. */
   readonly addresses: readonly string[];
   /** The stream servers, in configuration order. */
   readonly streams: readonly StreamServer[];
+  /**
+   * The upstream groups in use now, HTTP first, then each stream server's: /status reads
+   * them through this at every request, as a reload may replace them.
+   */
+  upstreams(): readonly UpstreamView[];
+  /** Open client connections to the HTTP listeners. */
+  clientConnections(): Promise<number>;
+  /** Open WebSocket tunnels (and upgrade requests waiting for their 101). */
+  tunnels(): number;
   /**
    * Stops the health checks and accepting, lets in-flight requests finish, closes upgraded connections (WebSocket
    * tunnels: FIN to both sides) and upstream connections, and lets open stream sessions run
@@ -37,6 +54,9 @@ export interface RunningProxy {
 
 /** The HTTP side: its listeners and upstream connections. */
 interface HttpProxy {
+  readonly upstream: UpstreamView;
+  readonly tunnels: TunnelRegistry;
+  clientConnections(): Promise<number>;
   /** Binds every listen address; rejects with a ListenError. */
   start(): Promise<void>;
   close(): Promise<void>;
@@ -47,13 +67,14 @@ interface HttpProxy {
  * their upstream connections, for the HTTP proxy and each stream server. Rejects with a
  * ListenError when an address cannot be bound (nothing is left listening then).
  */
-export async function startProxy(config: Config, logs: ProxyLogs): Promise<RunningProxy> {
+export async function startProxy(config: Config, logs: ProxyLogs, instruments: ProxyInstruments = {}): Promise<RunningProxy> {
   const { errorLog, accessLog } = logs;
   const onHealthEvent = (event: HealthEvent): void =>
     errorLog.warn({ upstream_addr: event.peer.name }, `upstream server temporarily disabled, upstream: "${event.peer.name}"`);
 
   const streams = config.stream.map((stream) => new StreamServer(stream, { errorLog, accessLog, onHealthEvent }));
-  const http = config.http === undefined ? undefined : httpProxy(config.http, config.proxy, logs, onHealthEvent);
+  const http =
+    config.http === undefined ? undefined : httpProxy(config.http, config.proxy, logs, onHealthEvent, instruments.observer);
   const close = async (): Promise<void> => {
     await Promise.all([http?.close(), ...streams.map((stream) => stream.close())]);
   };
@@ -65,7 +86,18 @@ export async function startProxy(config: Config, logs: ProxyLogs): Promise<Runni
     await close();
     throw err;
   }
-  return { addresses: config.http?.listen.map(formatListen) ?? [], streams, close };
+  const upstreams = (): UpstreamView[] => [
+    ...(http === undefined ? [] : [http.upstream]),
+    ...streams.map((stream): UpstreamView => ({ kind: 'stream', group: stream.group })),
+  ];
+  return {
+    addresses: config.http?.listen.map(formatListen) ?? [],
+    streams,
+    upstreams,
+    clientConnections: async () => (http === undefined ? 0 : http.clientConnections()),
+    tunnels: () => http?.tunnels.size ?? 0,
+    close,
+  };
 }
 
 function httpProxy(
@@ -73,6 +105,7 @@ function httpProxy(
   proxy: ProxySettings,
   { errorLog, accessLog }: ProxyLogs,
   onHealthEvent: (event: HealthEvent) => void,
+  observer: RequestObserver | undefined,
 ): HttpProxy {
   const queue = config.upstream.queue === undefined ? undefined : new RequestQueue(config.upstream.queue);
   const group = new UpstreamGroup(config.upstream, { onHealthEvent, onSlotFreed: () => queue?.wake() });
@@ -96,6 +129,7 @@ function httpProxy(
     errorLog,
     accessLog,
     balancer: balancerFor(config.upstream.balance),
+    observer,
   };
 
   let closing = false;
@@ -131,5 +165,11 @@ function httpProxy(
     clearInterval(sweep);
     await connections.close();
   };
-  return { start, close };
+  const clientConnections = async (): Promise<number> => {
+    const counts = await Promise.all(
+      servers.map((server) => new Promise<number>((resolve) => server.getConnections((err, count) => resolve(err ? 0 : count)))),
+    );
+    return counts.reduce((sum, count) => sum + count, 0);
+  };
+  return { upstream: { kind: 'http', group, connections }, tunnels, clientConnections, start, close };
 }

@@ -168,6 +168,13 @@ export class UpstreamConnections {
     return connection;
   }
 
+  /** The connections to `peer` now, idle (kept alive) and carrying a request; for /status. */
+  count(peer: Peer): { idle: number; active: number } {
+    const server = this.#servers.get(peer);
+    if (server === undefined) return { idle: 0, active: 0 };
+    return { idle: server.idle.length, active: server.all.size - server.idle.length };
+  }
+
   async close(): Promise<void> {
     const clients = [...this.#servers.values()].flatMap((server) => [...server.all].map((connection) => connection.client));
     await Promise.all(clients.map((client) => client.close()));
