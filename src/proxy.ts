@@ -4,13 +4,21 @@
  * code: 0 for success, 2 for a bad command line or configuration (nginx -t style),
  * 1 for a failure at start-up such as an address already in use.
  */
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { loadConfig } from './config/load.js';
-import type { Config, UpstreamBlock } from './config/types.js';
+import { type AdminServer, startAdmin } from './admin/server.js';
+import { combineStatus, processStatus, type StatusSource } from './admin/status.js';
+import { runPrimary } from './cluster/primary.js';
+import { answerQueries, configFromPrimary, reportStart } from './cluster/worker.js';
+import { ConfigError } from './config/errors.js';
+import { parseConfig } from './config/load.js';
+import type { Config } from './config/types.js';
+import { announce } from './observe/announce.js';
 import { createAccessLog, createErrorLog, type Logger } from './observe/logger.js';
+import { ProxyMetrics } from './observe/metrics.js';
 import { startProxy, type RunningProxy } from './run.js';
-import { describeServer } from './upstream/address.js';
 
 const EXIT_START_FAILED = 1;
 const EXIT_BAD_CONFIG = 2;
@@ -66,8 +74,14 @@ async function main(argv: string[]): Promise<number> {
   }
 
   let config: Config;
+  let source = '';
   try {
-    config = await loadConfig(args.config);
+    if (cluster.isWorker) {
+      config = configFromPrimary(args.config);
+    } else {
+      source = await readConfigFile(args.config);
+      config = parseConfig(source, args.config);
+    }
   } catch (err) {
     if ((err as { code?: string }).code !== 'SOCKPROXY_CONFIG_INVALID') throw err;
     process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
@@ -82,24 +96,64 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  // workers: N > 1: this process is the primary, the workers run the code below.
+  if (cluster.isPrimary && config.workers > 1) {
+    return runPrimary({ config, source, version: version(), stopTimeoutMs: SHUTDOWN_TIMEOUT_MS });
+  }
+
   const errorLog = createErrorLog(config.log.level);
   const accessLog = createAccessLog(config.log.access);
+  // Counted only when someone can read the counts: the admin endpoint is on.
+  const metrics = config.admin === undefined ? undefined : new ProxyMetrics();
   let proxy: RunningProxy;
+  let admin: AdminServer | undefined;
   try {
-    proxy = await startProxy(config, { errorLog, accessLog });
+    proxy = await startProxy(config, { errorLog, accessLog }, { observer: metrics });
   } catch (err) {
     if ((err as { code?: string }).code !== 'SOCKPROXY_LISTEN_FAILED') throw err;
-    process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
+    if (cluster.isWorker) await reportStart({ type: 'sockproxy:failed', message: (err as Error).message });
+    else process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
     return EXIT_START_FAILED;
   }
+  const loadedAt = new Date();
+  const statusSource: StatusSource | undefined =
+    metrics === undefined
+      ? undefined
+      : {
+          metrics,
+          startedAt: new Date(),
+          config: () => ({ file: config.file, loadedAt }),
+          upstreams: () => proxy.upstreams(),
+          clientConnections: () => proxy.clientConnections(),
+          tunnels: () => proxy.tunnels(),
+        };
+  metrics?.watch({ clientConnections: () => proxy.clientConnections(), tunnels: () => proxy.tunnels() });
   // The handlers before the start lines: whoever waits for those may signal at once, and
   // without a handler SIGTERM would kill the process without its graceful stop.
   const stopped = stopSignal(errorLog);
-  // One line per proxy: where it listens and which servers it fronts.
-  if (config.http !== undefined) announce(errorLog, '', proxy.addresses, config.http.upstream);
-  for (const stream of proxy.streams) announce(errorLog, 'stream ', stream.addresses, stream.config.upstream);
+  if (cluster.isWorker) {
+    // The primary serves the admin endpoint and says where the proxy listens, for all workers.
+    if (statusSource !== undefined) answerQueries(statusSource);
+    await reportStart({ type: 'sockproxy:ready' });
+  } else {
+    if (config.admin !== undefined && statusSource !== undefined) {
+      try {
+        admin = await startAdmin(config.admin.listen, localAdmin(statusSource), errorLog);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SOCKPROXY_LISTEN_FAILED') throw err;
+        process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
+        await proxy.close();
+        return EXIT_START_FAILED;
+      }
+    }
+    // One line per proxy: where it listens and which servers it fronts.
+    if (config.http !== undefined) announce(errorLog, version(), '', proxy.addresses, config.http.upstream);
+    for (const stream of proxy.streams) announce(errorLog, version(), 'stream ', stream.addresses, stream.config.upstream);
+    if (admin !== undefined) errorLog.info({ admin: admin.address }, `admin on ${admin.address}`);
+  }
 
   await stopped;
+  void admin?.close();
   // A bounded graceful stop: requests in flight finish, unless they outlast the deadline.
   const deadline = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_TIMEOUT_MS).unref());
   await Promise.race([proxy.close(), deadline, stopSignal(errorLog)]);
@@ -107,12 +161,25 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-function announce(errorLog: Logger, kind: '' | 'stream ', addresses: readonly string[], upstream: UpstreamBlock): void {
-  const servers = upstream.servers.map(describeServer).join(', ');
-  errorLog.info(
-    { listen: addresses, upstream: upstream.name, ...(kind === '' ? {} : { stream: true }) },
-    `sockproxy ${version()} ${kind}listening on ${addresses.join(', ')}, upstream "${upstream.name}": ${servers}`,
-  );
+async function readConfigFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (cause) {
+    throw ConfigError.unreadable(file, cause);
+  }
+}
+
+/** The admin endpoint of a single process: its own status and registry. */
+function localAdmin(source: StatusSource): Parameters<typeof startAdmin>[1] {
+  return {
+    status: async () =>
+      combineStatus(
+        { version: version(), pid: process.pid, startedAt: source.startedAt, config: source.config() },
+        [await processStatus(source)],
+        [],
+      ),
+    metrics: async () => ({ contentType: source.metrics.registry.contentType, text: await source.metrics.registry.metrics() }),
+  };
 }
 
 /** Resolves on the next SIGTERM or SIGINT (docker stop, Ctrl-C); a second one cuts the graceful stop short. */
