@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { type AdminServer, startAdmin } from './admin/server.js';
-import { combineStatus, processStatus, type StatusSource } from './admin/status.js';
+import { localAdmin, localStatusSource } from './admin/local.js';
 import { runPrimary } from './cluster/primary.js';
 import { answerQueries, configFromPrimary, reportStart } from './cluster/worker.js';
 import { ConfigError } from './config/errors.js';
@@ -116,18 +116,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_START_FAILED;
   }
   const loadedAt = new Date();
-  const statusSource: StatusSource | undefined =
-    metrics === undefined
-      ? undefined
-      : {
-          metrics,
-          startedAt: new Date(),
-          config: () => ({ file: config.file, loadedAt }),
-          upstreams: () => proxy.upstreams(),
-          clientConnections: () => proxy.clientConnections(),
-          tunnels: () => proxy.tunnels(),
-        };
-  metrics?.watch({ clientConnections: () => proxy.clientConnections(), tunnels: () => proxy.tunnels() });
+  const statusSource = metrics && localStatusSource(metrics, proxy, () => ({ file: config.file, loadedAt }));
   // The handlers before the start lines: whoever waits for those may signal at once, and
   // without a handler SIGTERM would kill the process without its graceful stop.
   const stopped = stopSignal(errorLog);
@@ -138,7 +127,7 @@ async function main(argv: string[]): Promise<number> {
   } else {
     if (config.admin !== undefined && statusSource !== undefined) {
       try {
-        admin = await startAdmin(config.admin.listen, localAdmin(statusSource), errorLog);
+        admin = await startAdmin(config.admin.listen, localAdmin(statusSource, version()), errorLog);
       } catch (err) {
         if ((err as { code?: string }).code !== 'SOCKPROXY_LISTEN_FAILED') throw err;
         process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
@@ -167,19 +156,6 @@ async function readConfigFile(file: string): Promise<string> {
   } catch (cause) {
     throw ConfigError.unreadable(file, cause);
   }
-}
-
-/** The admin endpoint of a single process: its own status and registry. */
-function localAdmin(source: StatusSource): Parameters<typeof startAdmin>[1] {
-  return {
-    status: async () =>
-      combineStatus(
-        { version: version(), pid: process.pid, startedAt: source.startedAt, config: source.config() },
-        [await processStatus(source)],
-        [],
-      ),
-    metrics: async () => ({ contentType: source.metrics.registry.contentType, text: await source.metrics.registry.metrics() }),
-  };
 }
 
 /** Resolves on the next SIGTERM or SIGINT (docker stop, Ctrl-C); a second one cuts the graceful stop short. */
