@@ -4,9 +4,12 @@ export { ConfigError } from './config/errors.js';
 export { ListenError } from './server/listen.js';
 export { startProxy } from './run.js';
 export { createAccessLog, createErrorLog } from './observe/logger.js';
-export type { ProxyLogs, RunningProxy } from './run.js';
+export type { ProxyInstruments, ProxyLogs, RunningProxy } from './run.js';
+export { ProxyMetrics } from './observe/metrics.js';
+export type { StatusDocument, UpstreamView } from './admin/status.js';
 export type { StreamServer } from './stream/server.js';
 export type {
+  AdminConfig,
   Balance,
   Config,
   HealthCheckConfig,

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { adminRequest, sample, scrapeMetrics, scrapeStatus } from '../helpers/admin.js';
 import { stackLines } from '../helpers/cli.js';
 import { useProxyFixture } from '../helpers/fixture.js';
+import { killAll } from '../helpers/node-process.js';
 import { runProxy, startProxyWithConfig } from '../helpers/proxy-process.js';
 import { freePort } from '../helpers/temp.js';
 import { hangingUpstream, httpUpstream, type Respond } from '../helpers/upstreams.js';
@@ -193,6 +194,7 @@ describe('admin: GET /status and GET /metrics', () => {
   });
 
   it('a bad admin listen is a configuration error: exit 2, file:line:col; a busy one exits 1', async () => {
+    fx.onCleanup(killAll);
     const file = fx.tmp.path('bad.yaml');
     writeFileSync(file, 'listen: 8080\nupstream:\n  servers: [unix:/tmp/a.sock]\nadmin:\n  listen: 8080\n');
     const bad = await runProxy(['--config', file]);
