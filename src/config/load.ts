@@ -73,6 +73,7 @@ export function parseConfig(source: string, file: string): Config {
           upstream: readUpstream(reader, reader.required(root, sections, 'upstream'), 'http'),
         }
       : undefined;
+  const stream = streamField === undefined ? [] : readStream(reader, streamField, listens);
   const workersField = sections.get('workers');
   const adminField = sections.get('admin');
   return deepFreeze({
@@ -82,7 +83,7 @@ export function parseConfig(source: string, file: string): Config {
     admin: adminField === undefined ? undefined : readAdmin(reader, adminField, listens),
     http,
     proxy: readProxy(reader, sections.get('proxy')),
-    stream: streamField === undefined ? [] : readStream(reader, streamField, listens),
+    stream,
     log: readLog(reader, sections.get('log')),
   } satisfies Config);
 }
