@@ -137,7 +137,7 @@ function upstreamStatus(view: UpstreamView, metrics: ProxyMetrics): UpstreamStat
       active: peer.active,
     };
     if (view.kind === 'http') {
-      const counts = metrics.serverCounts(peer.name);
+      const counts = metrics.serverCounts(peer);
       status.requests = counts?.requests ?? 0;
       status.failures = counts?.failures ?? 0;
       status.connections = view.connections?.count(peer) ?? { idle: 0, active: 0 };

@@ -284,7 +284,7 @@ export class Exchange implements AttemptListener {
   }
 
   #startAttempt(peer: Peer, connection: Connection): void {
-    this.#ctx.observer?.attemptStarted(peer.name);
+    this.#ctx.observer?.attemptStarted(peer);
     const body = this.#body?.open() ?? null;
     const attempt = new Attempt(
       peer,
@@ -330,7 +330,7 @@ export class Exchange implements AttemptListener {
       this.#record(attempt, String(status));
       if (countsAsFailure(cause)) {
         this.#ctx.group.recordFailure(attempt.peer);
-        this.#ctx.observer?.upstreamFailed(attempt.peer.name, status === 429 ? 'http_429' : 'http_5xx', `upstream sent status ${status}`);
+        this.#ctx.observer?.upstreamFailed(attempt.peer, status === 429 ? 'http_429' : 'http_5xx', `upstream sent status ${status}`);
       }
       this.#next();
       return;
@@ -391,7 +391,7 @@ export class Exchange implements AttemptListener {
   onAttemptEnd(attempt: Attempt, trailers: IncomingHttpHeaders): void {
     this.#record(attempt, String(attempt.status));
     this.#ctx.group.recordSuccess(attempt.peer);
-    this.#ctx.observer?.responseRead(attempt.peer.name, attempt.durationMs);
+    this.#ctx.observer?.responseRead(attempt.peer, attempt.durationMs);
     if (this.#responseBuffer !== undefined) {
       // The upstream is done and its connection free; the client gets the rest from the buffer.
       this.#responseBuffer.end(trailers);
@@ -420,7 +420,7 @@ export class Exchange implements AttemptListener {
       return;
     }
     this.#logUpstreamFailure(attempt.peer, failure, PHASE_ACTION[attempt.phase]);
-    this.#ctx.observer?.upstreamFailed(attempt.peer.name, failure.kind, failure.message);
+    this.#ctx.observer?.upstreamFailed(attempt.peer, failure.kind, failure.message);
     this.#record(attempt, this.#res.headersSent ? String(attempt.status) : String(statusForCause(failure.kind)));
 
     if (this.#res.headersSent) {

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { FailureKind } from '../forward/classify.js';
+import type { Peer } from '../upstream/peer.js';
 
 /**
  * An upstream failure as the metrics and /status count it: the three nginx failure types
@@ -21,7 +22,7 @@ export interface LastError {
   readonly message: string;
 }
 
-/** What one process has counted for one upstream server (by address), for /status. */
+/** What one process has counted for one upstream server (one server line), for /status. */
 export interface ServerCounts {
   /** Requests sent to the server: every attempt, retries included (nginx Plus's `requests`). */
   requests: number;
@@ -42,12 +43,12 @@ export interface ProcessTotals {
  * endpoint is on: without it the proxy counts nothing and the hot path does not pay for it.
  */
 export interface RequestObserver {
-  /** A request goes to `upstream` (a server's address). */
-  attemptStarted(upstream: string): void;
-  /** A whole response was read from `upstream` in `durationMs` ($upstream_response_time). */
-  responseRead(upstream: string, durationMs: number): void;
+  /** A request goes to `peer`. */
+  attemptStarted(peer: Peer): void;
+  /** A whole response was read from `peer` in `durationMs` ($upstream_response_time). */
+  responseRead(peer: Peer, durationMs: number): void;
   /** `upstream` (a server, or the group's name for no_live) failed a request. */
-  upstreamFailed(upstream: string, kind: FailureMetricKind, message: string): void;
+  upstreamFailed(upstream: Peer | string, kind: FailureMetricKind, message: string): void;
   /** The client got `status`; `upstream` is the last server tried, or "-" when none was. */
   requestFinished(status: number, upstream: string): void;
 }
@@ -61,9 +62,8 @@ export interface GaugeSources {
 /** Seconds: 1 ms to a minute (proxy_read_timeout's default), finer where Gunicorn apps answer. */
 const RESPONSE_TIME_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-/** The prom-client children of one upstream server, made once (labels cached per server). */
+/** The prom-client children of one upstream address, made once (labels cached per server). */
 interface ServerSeries {
-  readonly counts: ServerCounts;
   readonly requests: Record<StatusClass, Counter.Internal>;
   readonly responseSeconds: Histogram.Internal<'upstream'>;
   readonly failures: Map<FailureMetricKind, Counter.Internal>;
@@ -77,7 +77,13 @@ interface ServerSeries {
  */
 export class ProxyMetrics implements RequestObserver {
   readonly registry = new Registry();
-  readonly #servers = new Map<string, ServerSeries>();
+  /** By address: the label Prometheus knows a server by. */
+  readonly #series = new Map<string, ServerSeries>();
+  /**
+   * By server line, for /status: two lines may name one address (a server listed again as
+   * a backup), and a reload's new Peer starts from zero, as its state does.
+   */
+  readonly #peers = new WeakMap<Peer, { readonly counts: ServerCounts; readonly series: ServerSeries }>();
   readonly #responses: Record<StatusClass, number> = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 };
   readonly #failures: Record<FailureMetricKind, number> = { error: 0, timeout: 0, invalid_header: 0, http_5xx: 0, http_429: 0, no_live: 0 };
   readonly #reloads: Record<'ok' | 'failed', number> = { ok: 0, failed: 0 };
@@ -143,21 +149,30 @@ export class ProxyMetrics implements RequestObserver {
     this.#sources = sources;
   }
 
-  attemptStarted(upstream: string): void {
-    this.#series(upstream).counts.requests++;
+  attemptStarted(peer: Peer): void {
+    this.#peer(peer).counts.requests++;
   }
 
-  responseRead(upstream: string, durationMs: number): void {
-    this.#series(upstream).responseSeconds.observe(durationMs / 1000);
+  responseRead(peer: Peer, durationMs: number): void {
+    this.#peer(peer).series.responseSeconds.observe(durationMs / 1000);
   }
 
-  upstreamFailed(upstream: string, kind: FailureMetricKind, message: string): void {
-    const series = this.#series(upstream);
-    series.counts.failures++;
-    series.counts.lastError = { time: new Date().toISOString(), kind, message };
+  upstreamFailed(upstream: Peer | string, kind: FailureMetricKind, message: string): void {
+    let series: ServerSeries;
+    let name: string;
+    if (typeof upstream === 'string') {
+      series = this.#seriesOf(upstream);
+      name = upstream;
+    } else {
+      const record = this.#peer(upstream);
+      record.counts.failures++;
+      record.counts.lastError = { time: new Date().toISOString(), kind, message };
+      series = record.series;
+      name = upstream.name;
+    }
     let counter = series.failures.get(kind);
     if (counter === undefined) {
-      counter = this.#failuresTotal.labels(kind, upstream);
+      counter = this.#failuresTotal.labels(kind, name);
       series.failures.set(kind, counter);
     }
     counter.inc();
@@ -166,7 +181,7 @@ export class ProxyMetrics implements RequestObserver {
 
   requestFinished(status: number, upstream: string): void {
     const statusClass = STATUS_CLASSES[Math.floor(status / 100) - 1] ?? '5xx';
-    this.#series(upstream).requests[statusClass].inc();
+    this.#seriesOf(upstream).requests[statusClass].inc();
     this.#responses[statusClass]++;
   }
 
@@ -179,28 +194,32 @@ export class ProxyMetrics implements RequestObserver {
     this.#workerRestarts.inc();
   }
 
-  /** This process's counts for one server (by address); undefined if it has seen nothing of it. */
-  serverCounts(upstream: string): ServerCounts | undefined {
-    return this.#servers.get(upstream)?.counts;
+  /** This process's counts for one server line; undefined if it has seen nothing of it. */
+  serverCounts(peer: Peer): ServerCounts | undefined {
+    return this.#peers.get(peer)?.counts;
   }
 
   totals(): ProcessTotals {
     return { responses: { ...this.#responses }, failures: { ...this.#failures }, reloads: { ...this.#reloads } };
   }
 
-  #series(upstream: string): ServerSeries {
-    let series = this.#servers.get(upstream);
+  #peer(peer: Peer): { readonly counts: ServerCounts; readonly series: ServerSeries } {
+    let record = this.#peers.get(peer);
+    if (record === undefined) {
+      record = { counts: { requests: 0, failures: 0, lastError: undefined }, series: this.#seriesOf(peer.name) };
+      this.#peers.set(peer, record);
+    }
+    return record;
+  }
+
+  #seriesOf(upstream: string): ServerSeries {
+    let series = this.#series.get(upstream);
     if (series === undefined) {
       const requests = Object.fromEntries(
         STATUS_CLASSES.map((statusClass) => [statusClass, this.#requestsTotal.labels(statusClass, upstream)]),
       ) as Record<StatusClass, Counter.Internal>;
-      series = {
-        counts: { requests: 0, failures: 0, lastError: undefined },
-        requests,
-        responseSeconds: this.#responseSeconds.labels(upstream),
-        failures: new Map(),
-      };
-      this.#servers.set(upstream, series);
+      series = { requests, responseSeconds: this.#responseSeconds.labels(upstream), failures: new Map() };
+      this.#series.set(upstream, series);
     }
     return series;
   }

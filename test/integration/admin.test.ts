@@ -68,6 +68,15 @@ describe('admin: GET /status and GET /metrics', () => {
     expect(after.uptime_seconds).toBeGreaterThanOrEqual(0);
   });
 
+  it('/status counts each server line: an address listed again as a backup has its own counts', async () => {
+    const a = await fx.ok('a');
+    const admin = await startWithAdmin([a.address, `${a.address} backup`]);
+    for (let i = 0; i < 3; i++) expect(await get('/')).toBe(200);
+    const [primary, backup] = (await scrapeStatus(admin)).upstreams[0]!.servers;
+    expect(primary).toMatchObject({ address: a.address, backup: false, state: 'up', requests: 3 });
+    expect(backup).toMatchObject({ address: a.address, backup: true, state: 'backup', requests: 0 });
+  });
+
   it('/metrics: requests by status class and server, the response-time histogram, process metrics; the numbers move', async () => {
     const a = fx.track(await httpUpstream(fx.tmp.path('a.sock'), byPath('a')));
     const admin = await startWithAdmin([a.address]);

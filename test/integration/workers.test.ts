@@ -1,9 +1,10 @@
 import { existsSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { Agent, request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sample, scrapeMetrics, scrapeStatus } from '../helpers/admin.js';
 import { stackLines } from '../helpers/cli.js';
-import { killAll, type Running } from '../helpers/node-process.js';
+import { killAll, parseJsonLines, type Running } from '../helpers/node-process.js';
 import { runProxy, startProxyWithConfig } from '../helpers/proxy-process.js';
 import { freePort, makeTempDir, type TempDir } from '../helpers/temp.js';
 import { httpUpstream, okFrom, type Respond, type TestUpstream } from '../helpers/upstreams.js';
@@ -200,7 +201,31 @@ describe('workers: 2', () => {
     expect(result.stderr).toBe(`sockproxy: [emerg] ${file}:4:10: workers must be auto or a positive integer like 2, got "none"\n`);
   });
 
-  it('a listen address in use: exit 1 with bind() failed, no worker left behind', async () => {
+  it('a TCP port in use: the workers cannot bind it, the primary exits 1 with one [emerg] line and no worker left', async () => {
+    const app = await upstream('a');
+    const busy = net.createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const { port } = busy.address() as net.AddressInfo;
+    try {
+      const file = tmp.path('busy.yaml');
+      writeFileSync(file, `listen: 127.0.0.1:${port}\nworkers: 2\nupstream:\n  servers: [${app.address}]\n`);
+      const result = await runProxy(['--config', file]);
+      expect(result.code).toBe(1);
+      const emerg = result.stderr.split('\n').filter((line) => line.startsWith('sockproxy: [emerg]'));
+      expect(emerg).toEqual([`sockproxy: [emerg] bind() to 127.0.0.1:${port} failed (98: Address already in use)`]);
+      expect(stackLines(result.stderr)).toEqual([]);
+      const pids = parseJsonLines(result.stderr)
+        .map((line) => /^start worker process (\d+)$/.exec(String(line.msg))?.[1])
+        .filter((pid): pid is string => pid !== undefined)
+        .map(Number);
+      expect(pids).toHaveLength(2);
+      for (const pid of pids) expect(alive(pid)).toBe(false);
+    } finally {
+      await new Promise((resolve) => busy.close(resolve));
+    }
+  });
+
+  it('a unix listen path in use: exit 1 with bind() failed before any worker starts; the live socket is untouched', async () => {
     const app = await upstream('a');
     const first = await start(app);
     const file = tmp.path('second.yaml');
@@ -208,6 +233,7 @@ describe('workers: 2', () => {
     const result = await runProxy(['--config', file]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`sockproxy: [emerg] bind() to unix:${first.socketPath} failed (98: Address already in use)`);
+    expect(result.stderr).not.toContain('start worker process');
     // The first proxy's socket is untouched.
     expect((await get('http://localhost', '/', unixAgent(first.socketPath))).status).toBe(200);
   });
