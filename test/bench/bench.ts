@@ -399,11 +399,13 @@ async function main(): Promise<number> {
   const elapsedSeconds = (Date.now() - started) / 1000;
 
   const table = markdownTable(rows, scenarios);
+  const unpinned = scenarios.filter((s) => s.allCores).map((s) => s.id);
+  const unpinnedNote = unpinned.length === 0 ? '' : ` (except ${unpinned.join(', ')}: servers on every core, sharing them with the load generator)`;
   const targetTable = markdownTargets(targets);
   process.stdout.write(
     (smoke ? '\nSmoke mode: each row ran once, cold, for a second; it checks that every row works, the figures are not measurements.\n' : '') +
       `\n${table}\n\n` +
-      `${machine.nproc} × ${machine.cpu}, Node ${machine.node}, ${machine.nginx}, ${machine.loadGenerator}; ${machine.pinning}. ` +
+      `${machine.nproc} × ${machine.cpu}, Node ${machine.node}, ${machine.nginx}, ${machine.loadGenerator}; ${machine.pinning}${unpinnedNote}. ` +
       `Medians of interleaved rounds (${scenarios.map((s) => `${s.id}: ${repsFor(s)} × ${secondsFor(s)} s after ${warmupFor(s)} s of warm-up and ${discardFor(s)} rounds not counted`).join('; ')}); 50 keep-alive connections unless stated. ` +
       `CPU µs/req: the contender process's utime+stime per response (for "upstream direct", the upstream's own). ` +
       `Other load: busy time on the server CPU spent by neither the contender nor the upstream (other processes on a shared machine), % of the run.\n\n` +
