@@ -36,6 +36,7 @@ Options:
   -v, --version       print the version
 
 Signals: SIGTERM or SIGINT stop accepting connections and let requests in flight finish.
+With \`workers: N\`, signal the primary (the process started): it passes them on.
 `;
 
 function version(): string {
