@@ -80,9 +80,13 @@ class Primary {
   readonly #socketPaths = new Set<string>();
   /** Unix listeners with mode= or group=, given their access once a worker has bound them. */
   #accessListeners: ListenAddress[] = [];
+  /** The umask the proxy was started with (the primary's own is OWNER_ONLY_UMASK while it has such listeners). */
+  #umask = 0;
   readonly #workers = new Map<Worker, WorkerState>();
   #started = false;
   #stopping = false;
+  /** 0 after a stop signal, 1 when a worker could not start: what the primary exits with once its workers have. */
+  #exitCode = 0;
   #restartDelayMs = RESTART_DELAY_MIN_MS;
   readonly #restartTimers = new Set<NodeJS.Timeout>();
   #queryId = 0;
@@ -119,7 +123,7 @@ class Primary {
     );
     // The primary creates the socket files: owner-only until a worker reports its
     // listeners up and their mode= and group= are applied (never wider than asked).
-    if (this.#accessListeners.length > 0) process.umask(OWNER_ONLY_UMASK);
+    if (this.#accessListeners.length > 0) this.#umask = process.umask(OWNER_ONLY_UMASK);
 
     cluster.on('exit', (worker, code, signal) => this.#onExit(worker, code, signal));
     cluster.on('message', (worker, message: unknown) => this.#onMessage(worker, message));
@@ -158,10 +162,10 @@ class Primary {
   }
 
   #applySocketFileAccess(): void {
-    const umask = process.umask();
     for (const address of this.#accessListeners) {
       try {
-        applySocketFileAccess(address, umask);
+        // A mode= left out is 0777 less the umask the proxy was started with.
+        applySocketFileAccess(address, this.#umask);
       } catch (err) {
         this.#errorLog.error({ nginx_level: 'emerg' }, (err as Error).message);
       }
@@ -186,9 +190,10 @@ class Primary {
   #abort(message: string): void {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#exitCode = 1;
     process.stderr.write(`sockproxy: [emerg] ${message}\n`);
     for (const { worker } of this.#workers.values()) worker.process.kill('SIGKILL');
-    this.#exitWhenDone(1);
+    this.#exitWhenDone();
   }
 
   #onExit(worker: Worker, code: number | null, signal: string | null): void {
@@ -196,7 +201,7 @@ class Primary {
     this.#workers.delete(worker);
     if (state === undefined) return;
     if (this.#stopping) {
-      this.#exitWhenDone(this.#started ? 0 : 1);
+      this.#exitWhenDone();
       return;
     }
     // nginx: "[alert] worker process 1234 exited on signal 9", "… exited with code 1".
@@ -248,18 +253,18 @@ class Primary {
     setTimeout(() => {
       for (const { worker } of this.#workers.values()) worker.process.kill('SIGKILL');
     }, this.#stopTimeoutMs + KILL_GRACE_MS).unref();
-    this.#exitWhenDone(0);
+    this.#exitWhenDone();
   }
 
   #forward(signal: NodeJS.Signals): void {
     for (const { worker } of this.#workers.values()) worker.process.kill(signal);
   }
 
-  #exitWhenDone(code: number): void {
+  #exitWhenDone(): void {
     if (this.#workers.size > 0) return;
     void this.#admin?.close();
     this.#removeSocketFiles();
-    this.#resolveExit(code);
+    this.#resolveExit(this.#exitCode);
   }
 
   /**

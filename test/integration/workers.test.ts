@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { Agent, request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -191,6 +191,21 @@ describe('workers: 2', () => {
     expect(sample(text, 'sockproxy_reloads_total', { result: 'failed' })).toBe(1);
     expect(sample(text, 'sockproxy_reloads_total', { result: 'ok' })).toBe(0);
     expect((await scrapeStatus(admin)).totals.reloads).toEqual({ ok: 0, failed: 1 });
+  });
+
+  it('a unix listen with mode= gets that mode, though the primary creates the file; a restart keeps it', async () => {
+    const app = await upstream('a');
+    const socketPath = tmp.path('m.sock');
+    const file = tmp.path('mode.yaml');
+    writeFileSync(file, `listen: unix:${socketPath} mode=0640\nworkers: 2\nupstream:\n  servers: [${app.address}]\n`);
+    const proxy = await startProxyWithConfig(file);
+    expect(statSync(socketPath).mode & 0o777).toBe(0o640);
+    expect((await get('http://localhost', '/', unixAgent(socketPath))).status).toBe(200);
+    const [victim] = workerPids(proxy) as [number];
+    process.kill(victim, 'SIGKILL');
+    await proxy.waitFor('a third worker', () => (workerPids(proxy).length === 3 ? true : undefined));
+    expect(statSync(socketPath).mode & 0o777).toBe(0o640);
+    expect((await get('http://localhost', '/', unixAgent(socketPath))).status).toBe(200);
   });
 
   it('a bad workers value exits 2 with file:line:col and the value', async () => {
