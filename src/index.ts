@@ -6,9 +6,12 @@ export { startProxy } from './run.js';
 export { handleSignals, Lifecycle } from './lifecycle.js';
 export type { LifecycleOptions } from './lifecycle.js';
 export { createAccessLog, createErrorLog } from './observe/logger.js';
-export type { ProxyLogs, RunningProxy } from './run.js';
+export type { ProxyInstruments, ProxyLogs, RunningProxy } from './run.js';
+export { ProxyMetrics } from './observe/metrics.js';
+export type { StatusDocument, UpstreamView } from './admin/status.js';
 export type { StreamServer } from './stream/server.js';
 export type {
+  AdminConfig,
   Balance,
   Config,
   HealthCheckConfig,

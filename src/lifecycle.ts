@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
+import { announce as announceProxy } from './observe/announce.js';
 import type { Logger } from './observe/logger.js';
 import { reopenLogFile } from './observe/logger.js';
 import { pidFilePath, removePidFile, writePidFile } from './pid-file.js';
 import type { RunningProxy } from './run.js';
-import { describeServer } from './upstream/address.js';
 
 /** The signals a proxy process answers, as nginx's master does (nginx -s reload|stop|quit|reopen). */
 export const SIGNALS = {
@@ -20,9 +20,14 @@ const DESTROY_LOG_GRACE_MS = 200;
 
 /**
  * The configuration keys a reload cannot change, with how to read each: the access log is
- * opened once, at start (requests under way still write to it).
+ * opened once, at start (requests under way still write to it); the number of workers and
+ * the admin endpoint are the primary's, set up before the workers start.
  */
-const START_ONLY_KEYS: ReadonlyArray<readonly [string, (config: Config) => unknown]> = [['log.access', (config) => config.log.access]];
+const START_ONLY_KEYS: ReadonlyArray<readonly [string, (config: Config) => unknown]> = [
+  ['log.access', (config) => config.log.access],
+  ['workers', (config) => config.workers],
+  ['admin', (config) => config.admin],
+];
 
 /** The signals that stop the proxy gracefully: docker stop's SIGTERM, Ctrl-C's SIGINT and nginx's SIGQUIT. */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT'];
@@ -34,10 +39,14 @@ export interface LifecycleOptions {
   readonly errorLog: Logger;
   readonly accessLog: Logger | undefined;
   /**
-   * Whether this process keeps the pid file (nginx's master does; a cluster worker would
-   * not): written by the caller at start, rewritten when a reload moves it, removed at exit.
+   * A cluster worker (`workers: N`): the primary keeps the pid file, counts reloads and
+   * prints the start lines; this process keeps none of them. Otherwise this process keeps
+   * the pid file (written by the caller at start, rewritten when a reload moves it, removed
+   * at exit), as nginx's master does.
    */
-  readonly ownsPidFile: boolean;
+  readonly worker: boolean;
+  /** Told how each reload went (the reloads metric); a worker's are counted by its primary. */
+  readonly onReloaded?: (result: 'ok' | 'failed') => void;
 }
 
 /**
@@ -53,8 +62,10 @@ export class Lifecycle {
   readonly #proxy: RunningProxy;
   readonly #errorLog: Logger;
   readonly #accessLog: Logger | undefined;
-  readonly #ownsPidFile: boolean;
+  readonly #worker: boolean;
+  readonly #onReloaded: (result: 'ok' | 'failed') => void;
   #config: Config;
+  #loadedAt = new Date();
   #reloading: Promise<void> | undefined;
   #reloadAgain = false;
   #stopping = false;
@@ -67,7 +78,8 @@ export class Lifecycle {
     this.#config = options.config;
     this.#errorLog = options.errorLog;
     this.#accessLog = options.accessLog;
-    this.#ownsPidFile = options.ownsPidFile;
+    this.#worker = options.worker;
+    this.#onReloaded = options.onReloaded ?? (() => {});
     this.stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
   }
 
@@ -93,6 +105,11 @@ export class Lifecycle {
       this.#reloadAgain = false;
       await this.reload();
     }
+  }
+
+  /** The configuration file in force and when it was loaded (for /status). */
+  loaded(): { file: string; loadedAt: Date } {
+    return { file: this.#config.file, loadedAt: this.#loadedAt };
   }
 
   /** SIGUSR1: an access log file is reopened by its path (logrotate), as nginx -s reopen does. */
@@ -145,15 +162,20 @@ export class Lifecycle {
         this.#errorLog.error({ nginx_level: 'alert', err }, `[alert] unexpected failure while reconfiguring: ${(err as Error).message}`);
       }
       this.#errorLog.warn({ config: file }, 'reconfiguring failed: the running configuration is kept');
+      this.#onReloaded('failed');
       return;
     }
     // A stop that began meanwhile wins: the proxy did not take the new configuration.
     if (this.#stopping) return;
     const previous = this.#config;
     this.#config = config;
+    this.#loadedAt = new Date();
     this.#errorLog.level = config.log.level;
-    if (this.#ownsPidFile) this.#movePidFile(previous, config);
-    announce(this.#errorLog, this.#proxy, config);
+    this.#onReloaded('ok');
+    if (!this.#worker) {
+      this.#movePidFile(previous, config);
+      announce(this.#errorLog, this.#proxy, config);
+    }
     this.#errorLog.info({ config: file }, `reconfigured: ${file} is in force`);
   }
 
@@ -184,7 +206,7 @@ export class Lifecycle {
     clearTimeout(this.#deadline);
     // What was cut is logged as it ends; a moment for that, not a wait for anything stuck.
     await Promise.race([this.#proxy.destroy(), new Promise((resolve) => setTimeout(resolve, DESTROY_LOG_GRACE_MS))]);
-    if (this.#ownsPidFile) {
+    if (!this.#worker) {
       const pidFile = pidFilePath(this.#config.file, this.#config.pid);
       if (pidFile !== undefined) removePidFile(pidFile);
     }
@@ -196,25 +218,23 @@ export class Lifecycle {
 
 /**
  * Makes this process answer the lifecycle signals: SIGHUP reloads, SIGUSR1 reopens the
- * logs, SIGTERM, SIGINT and SIGQUIT stop gracefully (a second one stops at once).
+ * logs, SIGTERM, SIGINT and SIGQUIT stop gracefully (a second one stops at once). A
+ * cluster worker ignores SIGINT: a terminal's Ctrl-C reaches the whole process group, and
+ * the primary passes it on as SIGTERM, so one Ctrl-C is one graceful stop.
  */
-export function handleSignals(lifecycle: Lifecycle): void {
+export function handleSignals(lifecycle: Lifecycle, options: { worker: boolean }): void {
   process.on('SIGHUP', () => void lifecycle.reload());
   process.on('SIGUSR1', () => lifecycle.reopenLogs());
-  for (const signal of STOP_SIGNALS) process.on(signal, () => lifecycle.shutdown(signal));
+  for (const signal of STOP_SIGNALS) {
+    if (signal === 'SIGINT' && options.worker) process.on(signal, () => {});
+    else process.on(signal, () => lifecycle.shutdown(signal));
+  }
 }
 
 /** One line per proxy: where it listens and which servers it fronts (at start and after each reload). */
 export function announce(errorLog: Logger, proxy: RunningProxy, config: Config): void {
-  const line = (kind: '' | 'stream ', addresses: readonly string[], upstream: Config['stream'][number]['upstream']): void => {
-    const servers = upstream.servers.map(describeServer).join(', ');
-    errorLog.info(
-      { listen: addresses, upstream: upstream.name, ...(kind === '' ? {} : { stream: true }) },
-      `sockproxy ${version()} ${kind}listening on ${addresses.join(', ')}, upstream "${upstream.name}": ${servers}`,
-    );
-  };
-  if (config.http !== undefined) line('', proxy.addresses, config.http.upstream);
-  for (const stream of proxy.streams) line('stream ', stream.addresses, stream.config.upstream);
+  if (config.http !== undefined) announceProxy(errorLog, version(), '', proxy.addresses, config.http.upstream);
+  for (const stream of proxy.streams) announceProxy(errorLog, version(), 'stream ', stream.addresses, stream.config.upstream);
 }
 
 /** package.json's version. */

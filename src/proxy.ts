@@ -5,11 +5,17 @@
  * configuration (nginx -t style), 1 for a failure at start-up such as an address already
  * in use, or a signal that could not be sent.
  */
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
-import { loadConfig } from './config/load.js';
+import { localAdmin, localStatusSource } from './admin/local.js';
+import { type AdminServer, startAdmin } from './admin/server.js';
+import { runPrimary } from './cluster/primary.js';
+import { answerQueries, configFromPrimary, reportStart } from './cluster/worker.js';
+import { parseConfig, readConfigSource } from './config/load.js';
 import type { Config } from './config/types.js';
 import { announce, handleSignals, Lifecycle, SIGNALS, version } from './lifecycle.js';
 import { createAccessLog, createErrorLog } from './observe/logger.js';
+import { ProxyMetrics } from './observe/metrics.js';
 import { pidFilePath, signalPidFile, writePidFile } from './pid-file.js';
 import { startProxy, type RunningProxy } from './run.js';
 import { describeErrno } from './server/errno.js';
@@ -35,7 +41,8 @@ Options:
 
 Signals: SIGHUP reloads the configuration; SIGUSR1 reopens the access log; SIGTERM, SIGINT
 or SIGQUIT stop accepting connections, let requests in flight finish and exit within
-shutdown_timeout (a second one exits at once). See README: "Operations".
+shutdown_timeout (a second one exits at once). With \`workers: N\`, signal the primary
+(the process started, whose pid is in the pid file): it passes them on. See README: "Operations".
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -77,8 +84,14 @@ async function main(argv: string[]): Promise<number> {
   }
 
   let config: Config;
+  let source = '';
   try {
-    config = await loadConfig(args.config);
+    if (cluster.isWorker) {
+      config = configFromPrimary(args.config);
+    } else {
+      source = await readConfigSource(args.config);
+      config = parseConfig(source, args.config);
+    }
   } catch (err) {
     if ((err as { code?: string }).code !== 'SOCKPROXY_CONFIG_INVALID') throw err;
     process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
@@ -93,7 +106,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (signalName !== undefined) return sendSignal(config, SIGNALS[signalName as keyof typeof SIGNALS]);
-  return run(config);
+  return run(config, source);
 }
 
 /**
@@ -116,38 +129,71 @@ function sendSignal(config: Config, signal: NodeJS.Signals): number {
   return 0;
 }
 
-async function run(config: Config): Promise<number> {
+async function run(config: Config, source: string): Promise<number> {
+  // workers: N > 1: this process is the primary, the workers run the code below.
+  if (cluster.isPrimary && config.workers > 1) {
+    return runPrimary({ config, source, version: version(), stopTimeoutMs: config.shutdownTimeoutMs });
+  }
+  const worker = cluster.isWorker;
   const errorLog = createErrorLog(config.log.level);
   const accessLog = createAccessLog(config.log.access, (err) =>
     errorLog.error({ nginx_level: 'alert' }, `open() or write() of access log "${err.path ?? ''}" failed (${describeErrno(err)})`),
   );
+  // Counted only when someone can read the counts: the admin endpoint is on.
+  const metrics = config.admin === undefined ? undefined : new ProxyMetrics();
   let proxy: RunningProxy;
   try {
-    proxy = await startProxy(config, { errorLog, accessLog });
+    proxy = await startProxy(config, { errorLog, accessLog }, { observer: metrics });
   } catch (err) {
     if ((err as { code?: string }).code !== 'SOCKPROXY_LISTEN_FAILED') throw err;
-    process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
+    if (worker) await reportStart({ type: 'sockproxy:failed', message: (err as Error).message });
+    else process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
     return EXIT_FAILED;
   }
   // The handlers before the pid file and the start lines: whoever waits for those may
   // signal at once, and without a handler SIGTERM would kill the process without its
   // graceful stop (and SIGHUP would kill it outright).
+  const lifecycle = new Lifecycle({
+    proxy,
+    config,
+    errorLog,
+    accessLog,
+    worker,
+    // A worker's reloads are counted once, by its primary.
+    onReloaded: worker ? undefined : (result) => metrics?.reloaded(result),
+  });
+  handleSignals(lifecycle, { worker });
+  const statusSource = metrics && localStatusSource(metrics, proxy, () => lifecycle.loaded());
+
+  if (worker) {
+    // The primary keeps the pid file, serves the admin endpoint and says where the proxy
+    // listens, for all workers.
+    if (statusSource !== undefined) answerQueries(statusSource);
+    await reportStart({ type: 'sockproxy:ready' });
+    await lifecycle.stopped;
+    return 0;
+  }
+
+  let admin: AdminServer | undefined;
   const pidFile = pidFilePath(config.file, config.pid);
-  const lifecycle = new Lifecycle({ proxy, config, errorLog, accessLog, ownsPidFile: pidFile !== undefined });
-  handleSignals(lifecycle);
-  if (pidFile !== undefined) {
-    try {
-      writePidFile(pidFile);
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'SOCKPROXY_PID_FILE') throw err;
-      process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
-      await proxy.destroy();
-      await proxy.close();
-      return EXIT_FAILED;
+  try {
+    if (config.admin !== undefined && statusSource !== undefined) {
+      admin = await startAdmin(config.admin.listen, localAdmin(statusSource, version()), errorLog);
     }
+    if (pidFile !== undefined) writePidFile(pidFile);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code !== 'SOCKPROXY_LISTEN_FAILED' && code !== 'SOCKPROXY_PID_FILE') throw err;
+    process.stderr.write(`sockproxy: [emerg] ${(err as Error).message}\n`);
+    await admin?.close();
+    await proxy.destroy();
+    await proxy.close();
+    return EXIT_FAILED;
   }
   announce(errorLog, proxy, config);
+  if (admin !== undefined) errorLog.info({ admin: admin.address }, `admin on ${admin.address}`);
   await lifecycle.stopped;
+  await admin?.close();
   return 0;
 }
 

@@ -7,11 +7,14 @@ import { Exchange, type ForwardContext } from './forward/exchange.js';
 import { compileRequestRules } from './forward/headers.js';
 import { HealthChecks, healthCheckHost } from './forward/health-checks.js';
 import { TunnelRegistry } from './forward/tunnels.js';
+import type { UpstreamView } from './admin/status.js';
 import type { Logger } from './observe/logger.js';
+import type { RequestObserver } from './observe/metrics.js';
 import { createHttpServer } from './server/http-server.js';
 import { type Listener, Listeners, type WantedListener } from './server/listeners.js';
 import { listenerName, StreamServer } from './stream/server.js';
 import { type HealthEvent, UpstreamGroup } from './upstream/group.js';
+import type { Peer } from './upstream/peer.js';
 import { RequestQueue } from './upstream/queue.js';
 import { ServerStates } from './upstream/states.js';
 
@@ -20,11 +23,26 @@ export interface ProxyLogs {
   readonly accessLog: Logger | undefined;
 }
 
+/** What the proxy reports to, besides its logs. */
+export interface ProxyInstruments {
+  /** Counts requests, failures and response times for the metrics and /status; none when the admin endpoint is off. */
+  readonly observer?: RequestObserver | undefined;
+}
+
 export interface RunningProxy {
   /** The HTTP listen addresses in force, as nginx prints them ("*:8080", "unix:/run/sockproxy.sock"); empty without HTTP. */
   readonly addresses: readonly string[];
   /** The stream servers in force, in configuration order. */
   readonly streams: readonly StreamServer[];
+  /**
+   * The upstream groups in use now, HTTP first, then each stream server's: /status reads
+   * them through this at every request, as a reload may replace them.
+   */
+  upstreams(): readonly UpstreamView[];
+  /** Open client connections to the HTTP listeners (those a reload removed included). */
+  clientConnections(): Promise<number>;
+  /** Open WebSocket tunnels (and upgrade requests waiting for their 101). */
+  tunnels(): number;
   /**
    * Puts a new configuration in force, atomically: new listen addresses are bound first
    * (if one cannot be, a ListenError is thrown and nothing changed), then new requests and
@@ -51,8 +69,8 @@ export interface RunningProxy {
  * their upstream connections, for the HTTP proxy and each stream server. Rejects with a
  * ListenError when an address cannot be bound (nothing is left listening then).
  */
-export async function startProxy(config: Config, logs: ProxyLogs): Promise<RunningProxy> {
-  const proxy = new Proxy(logs);
+export async function startProxy(config: Config, logs: ProxyLogs, instruments: ProxyInstruments = {}): Promise<RunningProxy> {
+  const proxy = new Proxy(logs, instruments);
   try {
     await proxy.reload(config);
   } catch (err) {
@@ -74,6 +92,8 @@ interface HttpSide {
   connections: UpstreamConnections | undefined;
   healthChecks: HealthChecks | undefined;
   current: ForwardContext | undefined;
+  /** Servers a reload removed, with requests still in flight on them once it happened ("draining" in /status). */
+  readonly draining: Set<Peer>;
 }
 
 /** A configuration built but not yet in force. */
@@ -89,6 +109,7 @@ interface Generation {
 
 class Proxy implements RunningProxy {
   readonly #logs: ProxyLogs;
+  readonly #instruments: ProxyInstruments;
   readonly #listeners: Listeners;
   readonly #http: HttpSide;
   /** The configuration in force, and the one being put in force while its addresses are bound. */
@@ -98,8 +119,9 @@ class Proxy implements RunningProxy {
   readonly #liveStreams = new Set<StreamServer>();
   #closing = false;
 
-  constructor(logs: ProxyLogs) {
+  constructor(logs: ProxyLogs, instruments: ProxyInstruments) {
     this.#logs = logs;
+    this.#instruments = instruments;
     this.#listeners = new Listeners((wanted, listener) => this.#createServer(wanted, listener));
     const http: HttpSide = {
       states: new ServerStates(() => http.queue?.wake()),
@@ -108,6 +130,7 @@ class Proxy implements RunningProxy {
       connections: undefined,
       healthChecks: undefined,
       current: undefined,
+      draining: new Set(),
     };
     this.#http = http;
   }
@@ -118,6 +141,24 @@ class Proxy implements RunningProxy {
 
   get streams(): readonly StreamServer[] {
     return this.#current?.streams ?? [];
+  }
+
+  upstreams(): readonly UpstreamView[] {
+    const { current, connections, draining } = this.#http;
+    for (const peer of draining) if (peer.active === 0) draining.delete(peer);
+    const http: UpstreamView[] =
+      current === undefined || this.#current?.config.http === undefined
+        ? []
+        : [{ kind: 'http', group: current.group, connections, draining: [...draining] }];
+    return [...http, ...this.streams.map((stream): UpstreamView => ({ kind: 'stream', group: stream.group }))];
+  }
+
+  clientConnections(): Promise<number> {
+    return this.#listeners.connections('http');
+  }
+
+  tunnels(): number {
+    return this.#http.tunnels.size;
   }
 
   async reload(config: Config): Promise<void> {
@@ -201,6 +242,7 @@ class Proxy implements RunningProxy {
       requestRules: compileRequestRules(proxy.setHeader),
       errorLog: this.#logs.errorLog,
       accessLog: this.#logs.accessLog,
+      observer: this.#instruments.observer,
     };
   }
 
@@ -220,6 +262,11 @@ class Proxy implements RunningProxy {
   #commitHttp(forward: ForwardContext | undefined, config: Config): void {
     const side = this.#http;
     const upstream = config.http?.upstream;
+    // Servers of the previous configuration the new one does not keep, while requests still run on them.
+    const kept = new Set(forward?.group.primary.concat(forward.group.backup).map((peer) => peer.state));
+    for (const peer of [...(side.current?.group.primary ?? []), ...(side.current?.group.backup ?? [])]) {
+      if (!kept.has(peer.state) && peer.active > 0) side.draining.add(peer);
+    }
     side.states.retain(upstream?.servers ?? []);
     if (side.connections !== forward?.connections) side.connections?.retire();
     else side.connections?.retain(upstream!.servers);

@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import type { StatusMatch } from './status-match.js';
-import type { AccessLogTarget, Balance, LogLevel, NextUpstreamToken, PidFile } from './types.js';
+import type { AccessLogTarget, Balance, ListenAddress, LogLevel, NextUpstreamToken, PidFile } from './types.js';
 
 /**
  * Every default of the configuration, in one place, in resolved units. Each entry names
@@ -127,6 +127,15 @@ export const DEFAULTS = deepFreeze({
   shutdownTimeoutMs: 10_000,
   /** `pid`: nginx's is logs/nginx.pid under its prefix; sockproxy's is named after the configuration file. */
   pid: { kind: 'default' } as PidFile,
+  /** `worker_processes 1`: one process, as nginx's default. */
+  workers: 1,
+  admin: {
+    /**
+     * No nginx directive (nginx's stub_status lives in a location the user writes). Loopback
+     * only: status and metrics name internal addresses, so they are never public by default.
+     */
+    listen: { kind: 'tcp', host: '127.0.0.1', port: 9180 } as ListenAddress,
+  },
   log: {
     /** `error_log ... notice`'s nearest pino level. */
     level: 'info' as LogLevel,

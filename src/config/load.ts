@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import { isAbsolute } from 'node:path';
 import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { DEFAULTS, deepFreeze } from './defaults.js';
@@ -9,6 +10,7 @@ import { parseServerAddress, parseServerLine, SERVER_FLAGS, SERVER_PARAMETERS, t
 import { parseStatusMatch, type StatusMatch } from './status-match.js';
 import type {
   AccessLogTarget,
+  AdminConfig,
   Balance,
   BalanceMethod,
   Config,
@@ -31,13 +33,16 @@ import { compileTemplate } from './variables.js';
 
 /** Reads and resolves a configuration file; every problem is a ConfigError naming file, line and column. */
 export async function loadConfig(file: string): Promise<Config> {
-  let source: string;
+  return parseConfig(await readConfigSource(file), file);
+}
+
+/** The text of a configuration file. Throws ConfigError (nginx's open() words) when it cannot be read. */
+export async function readConfigSource(file: string): Promise<string> {
   try {
-    source = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (cause) {
     throw ConfigError.unreadable(file, cause);
   }
-  return parseConfig(source, file);
 }
 
 /** Parses, validates and defaults a configuration; pure, `file` is only used in messages. Throws ConfigError. */
@@ -72,18 +77,25 @@ export function parseConfig(source: string, file: string): Config {
           upstream: readUpstream(reader, reader.required(root, sections, 'upstream'), 'http'),
         }
       : undefined;
+  const stream = streamField === undefined ? [] : readStream(reader, streamField, listens);
+  const workersField = sections.get('workers');
+  const adminField = sections.get('admin');
   return deepFreeze({
     file,
     shutdownTimeoutMs: optional(sections, 'shutdown_timeout', (f) => reader.duration(f, 1), DEFAULTS.shutdownTimeoutMs),
     pid: optional(sections, 'pid', (f) => readPid(reader, f), DEFAULTS.pid),
+    workers: workersField === undefined ? DEFAULTS.workers : readWorkers(reader, workersField),
+    // After every other listen: the admin address must not be one of them.
+    admin: adminField === undefined ? undefined : readAdmin(reader, adminField, listens),
     http,
     proxy: readProxy(reader, sections.get('proxy')),
-    stream: streamField === undefined ? [] : readStream(reader, streamField, listens),
+    stream,
     log: readLog(reader, sections.get('log')),
   } satisfies Config);
 }
 
-const TOP_KEYS = ['listen', 'upstream', 'proxy', 'stream', 'log', 'shutdown_timeout', 'pid'];
+const TOP_KEYS = ['listen', 'upstream', 'proxy', 'stream', 'workers', 'admin', 'log', 'shutdown_timeout', 'pid'];
+const ADMIN_KEYS = ['listen'];
 /** Upstream keys only the HTTP proxy has, with why a stream upstream refuses each. */
 const HTTP_ONLY_UPSTREAM_KEYS: ReadonlyMap<string, string> = new Map([
   // ngx_http_upstream_keepalive_module has no stream twin.
@@ -183,6 +195,47 @@ function readListen(reader: Reader, field: Field, seen: Map<string, string>): re
     seen.set(key, item.path);
     return address;
   });
+}
+
+/** nginx `worker_processes`: `auto` (one per CPU this process may use) or a count. */
+function readWorkers(reader: Reader, field: Field): number {
+  const expected = 'auto or a positive integer like 2';
+  const text = reader.text(field, expected);
+  if (text === 'auto') return os.availableParallelism();
+  return reader.parsed(field, expected, () => {
+    const value = valueOf(parseInteger(text));
+    return value === undefined || value < 1 ? undefined : value;
+  });
+}
+
+/**
+ * `admin: { listen }`. A bare port binds 127.0.0.1, not every address as `listen: 8080`
+ * does: status and metrics name internal addresses, so they are public only when the user
+ * writes a public address. An address the proxy or a stream server listens on, or one that
+ * would collide with it at bind time (the same port on a wildcard), is refused.
+ */
+function readAdmin(reader: Reader, field: Field, listens: ReadonlyMap<string, string>): AdminConfig {
+  const keys = reader.mapping(field, ADMIN_KEYS);
+  const listenField = keys.get('listen');
+  if (listenField === undefined) return DEFAULTS.admin;
+  const text = reader.text(listenField, 'a port like 9180, an address like "127.0.0.1:9180" or "unix:/run/sockproxy-admin.sock"');
+  const [written = '', ...parameters] = text.trim().split(/\s+/);
+  let address = withSocketFileParameters(reader, listenField, parseListen(written), parameters);
+  if (address.kind === 'tcp' && address.host === undefined) address = { ...address, host: '127.0.0.1' };
+  for (const [key, path] of listens) {
+    const other = parseListen(key.replace(/^\*:/, ''));
+    if ('error' in other || !listensCollide(address, other)) continue;
+    reader.fail(listenField, `admin.listen "${formatListen(address)}" is also listened on by ${path} ("${key}")`);
+  }
+  return { listen: address };
+}
+
+/** Whether two listeners would ask for the same socket: one path, or one port on the same or a wildcard host. */
+function listensCollide(a: ListenAddress, b: ListenAddress): boolean {
+  if (a.kind === 'unix' || b.kind === 'unix') return a.kind === 'unix' && b.kind === 'unix' && a.path === b.path;
+  if (a.port !== b.port) return false;
+  const wildcard = (host: string | undefined): boolean => host === undefined || host === '0.0.0.0' || host === '::' || host === '[::]';
+  return a.host === b.host || wildcard(a.host) || wildcard(b.host);
 }
 
 /** A listen address with its `mode=` and `group=` (unix: only), the group resolved to its id now. */

@@ -238,6 +238,12 @@ export interface StreamServerConfig {
  */
 export type PidFile = { readonly kind: 'default' } | { readonly kind: 'off' } | { readonly kind: 'file'; readonly path: string };
 
+/** YAML `admin`: the status and metrics endpoint (GET /status, GET /metrics); off unless present. */
+export interface AdminConfig {
+  /** `listen`: TCP or unix:; a bare port means 127.0.0.1, never every address. Default 127.0.0.1:9180. */
+  readonly listen: ListenAddress;
+}
+
 export interface Config {
   /** The file the configuration was read from (for messages). */
   readonly file: string;
@@ -248,6 +254,13 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** nginx `pid`; default a file named after the configuration file (see PidFile). */
   readonly pid: PidFile;
+  /**
+   * nginx `worker_processes`: processes serving the listeners; `auto` is resolved to the
+   * CPUs this process may use (os.availableParallelism()). Default 1: no primary process.
+   */
+  readonly workers: number;
+  /** The admin endpoint; undefined (off) unless `admin` is in the file. */
+  readonly admin: AdminConfig | undefined;
   /** The HTTP proxy (YAML `listen` and `upstream`); undefined for a configuration with only `stream`. */
   readonly http: HttpConfig | undefined;
   /** The HTTP proxy's proxy_* settings (YAML `proxy`), defaulted even when there is no HTTP proxy. */

@@ -36,7 +36,15 @@ export class Connection {
   constructor(server: ServerConnections, createClient: (connection: Connection) => Client) {
     this.#server = server;
     this.client = createClient(this);
-    this.client.on('disconnect', () => this.#close());
+    // Only an idle connection is closed when its socket goes. While an attempt holds it,
+    // a socket failure is the attempt's to report (undici fails the request, and the
+    // attempt discards the connection); and the 'disconnect' may be the previous socket's,
+    // closed by undici's keep-alive timer in the event-loop turn before this request was
+    // handed the connection: undici then connects again for the request, which destroying
+    // the client here would fail ("The client is destroyed", a 502).
+    this.client.on('disconnect', () => {
+      if (this.user === undefined) this.#close();
+    });
   }
 
   /** Called by the connector with the new socket, before undici adds its own listeners. */
@@ -222,6 +230,13 @@ export class UpstreamConnections {
     const connection = new Connection(server, (owner) => this.#client(server, owner));
     server.all.add(connection);
     return connection;
+  }
+
+  /** The connections to `peer` now, idle (kept alive) and carrying a request; for /status. */
+  count(peer: Peer): { idle: number; active: number } {
+    const server = this.#servers.get(peer.name);
+    if (server === undefined) return { idle: 0, active: 0 };
+    return { idle: server.idle.length, active: server.all.size - server.idle.length };
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { HeaderTemplate, ProxySettings } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
+import type { RequestObserver } from '../observe/metrics.js';
 import { type AccessEntry, formatSeconds, seconds } from '../observe/access-log.js';
 import type { BalanceContext, Balancer } from '../balancer/index.js';
 import { ProxyError } from '../errors.js';
@@ -42,6 +43,8 @@ export interface ForwardContext {
   readonly requestRules: ReadonlyMap<string, HeaderTemplate>;
   readonly errorLog: Logger;
   readonly accessLog: Logger | undefined;
+  /** Metrics and /status counts (src/observe/metrics.ts); undefined when the admin endpoint is off. */
+  readonly observer: RequestObserver | undefined;
 }
 
 /** nginx's status for a client that closed the connection before the response was sent. */
@@ -240,6 +243,7 @@ export class Exchange implements AttemptListener {
     }
     if (peer === undefined) {
       this.#logError('error', 'no live upstreams while connecting to upstream', this.#ctx.group.name);
+      this.#ctx.observer?.upstreamFailed(this.#ctx.group.name, 'no_live', 'no live upstreams');
       this.#tried.push({ addr: this.#ctx.group.name, status: '502', time: '0.000' });
       this.#respondError(502, NO_LIVE_TEXT);
       return;
@@ -274,6 +278,7 @@ export class Exchange implements AttemptListener {
   }
 
   #startAttempt(peer: Peer, connection: Connection): void {
+    this.#ctx.observer?.attemptStarted(peer);
     const body = this.#body?.open() ?? null;
     const attempt = new Attempt(
       peer,
@@ -317,7 +322,10 @@ export class Exchange implements AttemptListener {
       // The response is dropped unread: its connection cannot be reused, so it is closed.
       attempt.abandon(new ProxyError('SOCKPROXY_NEXT_UPSTREAM'));
       this.#record(attempt, String(status));
-      if (countsAsFailure(cause)) this.#ctx.group.recordFailure(attempt.peer);
+      if (countsAsFailure(cause)) {
+        this.#ctx.group.recordFailure(attempt.peer);
+        this.#ctx.observer?.upstreamFailed(attempt.peer, status === 429 ? 'http_429' : 'http_5xx', `upstream sent status ${status}`);
+      }
       this.#next();
       return;
     }
@@ -377,6 +385,7 @@ export class Exchange implements AttemptListener {
   onAttemptEnd(attempt: Attempt, trailers: IncomingHttpHeaders): void {
     this.#record(attempt, String(attempt.status));
     this.#ctx.group.recordSuccess(attempt.peer);
+    this.#ctx.observer?.responseRead(attempt.peer, attempt.durationMs);
     if (this.#responseBuffer !== undefined) {
       // The upstream is done and its connection free; the client gets the rest from the buffer.
       this.#responseBuffer.end(trailers);
@@ -405,6 +414,7 @@ export class Exchange implements AttemptListener {
       return;
     }
     this.#logUpstreamFailure(attempt.peer, failure, PHASE_ACTION[attempt.phase]);
+    this.#ctx.observer?.upstreamFailed(attempt.peer, failure.kind, failure.message);
     this.#record(attempt, this.#res.headersSent ? String(attempt.status) : String(statusForCause(failure.kind)));
 
     if (this.#res.headersSent) {
@@ -545,6 +555,7 @@ export class Exchange implements AttemptListener {
     this.#responseBuffer?.dispose();
     if (!this.#req.complete) this.#closeLingering();
     this.#res.off('close', this.#onClientClose);
+    this.#ctx.observer?.requestFinished(this.#status, this.#tried.at(-1)?.addr ?? '-');
     const log = this.#ctx.accessLog;
     if (log === undefined) return;
     const entry: AccessEntry = {

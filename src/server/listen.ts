@@ -74,7 +74,18 @@ export async function listen(server: net.Server, address: ListenAddress, options
 }
 
 /** The umask a socket file is created with before its mode= and group= are applied. */
-const OWNER_ONLY_UMASK = 0o077;
+export const OWNER_ONLY_UMASK = 0o077;
+
+/**
+ * Gives a unix socket file the mode= and group= of its listen address (the mode defaults
+ * to 0777 less `umask`). For the cluster primary, which binds the file when the first
+ * worker listens, under OWNER_ONLY_UMASK, and opens it up to what was asked once that
+ * worker says it listens. Throws with nginx's wording of a failed chown or chmod.
+ */
+export function applySocketFileAccess(address: ListenAddress, umask: number): void {
+  if (address.kind !== 'unix' || (address.mode === undefined && address.group === undefined)) return;
+  setSocketFileAccess(address.path, address.mode ?? 0o777 & ~umask, address.group?.gid);
+}
 
 /** chown(2) the group, then chmod(2): a failure is worded as nginx words a failed syscall on a path. */
 function setSocketFileAccess(path: string, mode: number, gid: number | undefined): void {

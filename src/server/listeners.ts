@@ -121,6 +121,15 @@ export class Listeners {
     for (const [key, listener] of this.#bound) if (!keep.has(key)) this.#retire(key, listener);
   }
 
+  /** Open client connections on the listeners of `kind`, those still draining after a reload included. */
+  async connections(kind: ListenerKind): Promise<number> {
+    const listeners = [...this.#bound.values(), ...this.#draining].filter((listener) => listener.kind === kind);
+    const counts = await Promise.all(
+      listeners.map(({ server }) => new Promise<number>((resolve) => server.getConnections((err, count) => resolve(err ? 0 : count)))),
+    );
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
   /** A graceful stop: every listener stops accepting; resolves once all their connections have ended. */
   async close(): Promise<void> {
     for (const [key, listener] of this.#bound) this.#retire(key, listener);

@@ -40,6 +40,11 @@ export class StreamServer {
     };
   }
 
+  /** The upstream group: its servers and their passive-health state, for /status. */
+  get group(): UpstreamGroup {
+    return this.#ctx.group;
+  }
+
   /** The listen addresses as nginx prints them ("*:9000", "unix:/run/x.sock"). */
   get addresses(): readonly string[] {
     return this.config.listen.map(formatListen);

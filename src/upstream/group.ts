@@ -146,6 +146,16 @@ export class UpstreamGroup {
     return this.#candidates(request).some((peer) => this.#usable(peer, request, now) && !this.#hasCapacity(peer));
   }
 
+  /**
+   * The second until which passive health keeps `peer` out of rotation (max_fails failures
+   * within fail_timeout), or undefined when it does not; for /status. A single server is
+   * never out, as select() never skips it.
+   */
+  unavailableUntilSec(peer: Peer): number | undefined {
+    if (this.single || !this.#isQuarantined(peer, this.#nowSec())) return undefined;
+    return peer.checkedSec + peer.config.failTimeoutSec;
+  }
+
   /** The servers select() looks at for this request, primary and backup. */
   #candidates(request: RequestPeers): readonly Peer[] {
     return request.usingBackup ? this.backup : [...this.primary, ...this.backup];

@@ -34,9 +34,10 @@ import {
   sockproxyNoRequestBuffering,
   sockproxyTcp,
   sockproxyUnix,
+  sockproxyWorkers2,
 } from './lib/contenders.js';
 import { type LoadGenerator, loadGenerator, type LoadSpec, wrkVersion } from './lib/load.js';
-import { cpuBusyMicros, cpuMicros, peakRssBytes } from './lib/proc.js';
+import { cpuBusyMicros, treeCpuMicros, treePeakRssBytes } from './lib/proc.js';
 import {
   computeRatios,
   evaluateTargets,
@@ -66,6 +67,11 @@ interface Scenario extends ScenarioInfo {
   readonly discard?: number;
   readonly seconds?: number;
   readonly contenders: readonly Contender[];
+  /**
+   * The servers (upstream and contender) are not pinned to the server core but may use
+   * every core, as `workers: 2` needs; the load generator stays on its core.
+   */
+  readonly allCores?: boolean;
 }
 
 const { values: args } = parseArgs({
@@ -156,6 +162,19 @@ const ALL_SCENARIOS: readonly Scenario[] = [
     seconds: 2,
     contenders: [sockproxyUnix, httpProxy, nginxContender],
   },
+  {
+    // workers: 2 against workers: 1, on a 2-core machine: the proxy may use both cores,
+    // which it shares with the upstream and the load generator.
+    id: 'get-13-workers',
+    title: 'GET 13 B, all cores',
+    method: 'GET',
+    path: '/',
+    bodyBytes: 0,
+    connections: 50,
+    warmupSeconds: 2,
+    allCores: true,
+    contenders: [sockproxyUnix, sockproxyWorkers2],
+  },
 ];
 const only = args.only?.split(',');
 const scenarios = only === undefined ? ALL_SCENARIOS : ALL_SCENARIOS.filter((s) => only.includes(s.id));
@@ -196,13 +215,13 @@ async function measure(
 ): Promise<Rep> {
   const up0 = await upstream.stats();
   const busy0 = serverCpus === undefined ? NaN : cpuBusyMicros(serverCpus);
-  const upCpu0 = cpuMicros(upstream.child.pid!);
-  const cpu0 = cpuMicros(running.pid);
+  const upCpu0 = treeCpuMicros(upstream.child.pid!);
+  const cpu0 = treeCpuMicros(running.pid);
   const wall0 = performance.now();
   const result = await load.run(specFor(scenario, running.port, secondsFor(scenario)));
   const wallUs = (performance.now() - wall0) * 1000;
-  const cpu1 = cpuMicros(running.pid);
-  const upCpu1 = cpuMicros(upstream.child.pid!);
+  const cpu1 = treeCpuMicros(running.pid);
+  const upCpu1 = treeCpuMicros(upstream.child.pid!);
   const busy1 = serverCpus === undefined ? NaN : cpuBusyMicros(serverCpus);
   const up1 = await upstream.stats();
   const served = Math.max(1, up1.requests - up0.requests);
@@ -309,7 +328,7 @@ async function runScenario(
       }
     }
     for (const { row, running } of live) {
-      const peak = peakRssBytes(running.pid);
+      const peak = treePeakRssBytes(running.pid);
       if (peak !== undefined) row.peakRssMB = peak / (1024 * 1024);
       summarise(row);
     }
@@ -368,7 +387,8 @@ async function main(): Promise<number> {
   try {
     for (const scenario of scenarios) {
       log(`${scenario.title} (${scenario.method} ${scenario.path}, ${scenario.connections} connections)`);
-      rows.push(...(await runScenario(scenario, load, workDir, pinning.server)));
+      // Unpinned, the servers may use every core (the load generator keeps its own pinning).
+      rows.push(...(await runScenario(scenario, load, workDir, scenario.allCores ? undefined : pinning.server)));
     }
   } finally {
     if (args.keep) log(`kept ${workDir} (configs, error logs, access log)`);
@@ -379,11 +399,13 @@ async function main(): Promise<number> {
   const elapsedSeconds = (Date.now() - started) / 1000;
 
   const table = markdownTable(rows, scenarios);
+  const unpinned = scenarios.filter((s) => s.allCores).map((s) => s.id);
+  const unpinnedNote = unpinned.length === 0 ? '' : ` (except ${unpinned.join(', ')}: servers on every core, sharing them with the load generator)`;
   const targetTable = markdownTargets(targets);
   process.stdout.write(
     (smoke ? '\nSmoke mode: each row ran once, cold, for a second; it checks that every row works, the figures are not measurements.\n' : '') +
       `\n${table}\n\n` +
-      `${machine.nproc} × ${machine.cpu}, Node ${machine.node}, ${machine.nginx}, ${machine.loadGenerator}; ${machine.pinning}. ` +
+      `${machine.nproc} × ${machine.cpu}, Node ${machine.node}, ${machine.nginx}, ${machine.loadGenerator}; ${machine.pinning}${unpinnedNote}. ` +
       `Medians of interleaved rounds (${scenarios.map((s) => `${s.id}: ${repsFor(s)} × ${secondsFor(s)} s after ${warmupFor(s)} s of warm-up and ${discardFor(s)} rounds not counted`).join('; ')}); 50 keep-alive connections unless stated. ` +
       `CPU µs/req: the contender process's utime+stime per response (for "upstream direct", the upstream's own). ` +
       `Other load: busy time on the server CPU spent by neither the contender nor the upstream (other processes on a shared machine), % of the run.\n\n` +

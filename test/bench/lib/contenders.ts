@@ -9,6 +9,8 @@
  *   sockproxy, no req. buf the first with `proxy: {request_buffering: off}` (POST only)
  *   sockproxy, keepalive 64 the first with `upstream: {keepalive: 64}` (13-byte GET only):
  *                          no upstream connection churn at 50 clients
+ *   sockproxy, workers: 2  the first with `workers: 2`: a primary and two workers (the
+ *                          all-cores scenario only, where the servers are not pinned)
  *   http-proxy             http-proxy 1.18 with a keep-alive agent, to the Unix socket
  *   nginx                  nginx to the Unix socket, HTTP/1.1 and `keepalive 32`,
  *                          configured as sockproxy's defaults are (see nginxConfig)
@@ -159,6 +161,14 @@ export const sockproxyNoRequestBuffering = sockproxy(
  */
 export const sockproxyKeepalive64 = sockproxy('sockproxy-ka64', 'sockproxy → unix, keepalive 64', () => ({
   upstreamKeys: ['keepalive: 64'],
+}));
+
+/**
+ * nginx's `worker_processes 2`: two workers share the listener. Its CPU per request counts
+ * the primary and both workers (the bench sums the process tree).
+ */
+export const sockproxyWorkers2 = sockproxy('sockproxy-w2', 'sockproxy → unix, workers: 2', () => ({
+  yaml: 'workers: 2\nlog:\n  access: "off"',
 }));
 
 /** A contender that is one Node script of the bench's own, started as `script PORT SOCKET`. */

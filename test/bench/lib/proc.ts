@@ -5,7 +5,7 @@
  * else was runnable, only on the work the process did.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 let ticksPerSecond: number | undefined;
 
@@ -57,4 +57,50 @@ export function cpuBusyMicros(cpu: string): number {
   const [user, nice, system, , , , , steal] = line.trim().split(/\s+/).slice(1).map(Number);
   const busy = user! + nice! + system! + steal!;
   return (busy * 1e6) / clockTicks();
+}
+
+/**
+ * `pid` and every process descended from it (a sockproxy primary and its workers), from
+ * the parent pid of each process in /proc.
+ */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Field 4 (ppid), counted from after the command name's closing parenthesis.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry));
+      children.set(ppid, list);
+    } catch {
+      // The process exited while /proc was read.
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []));
+  return tree;
+}
+
+/** User + system CPU time of a process and its descendants (the primary and its workers), in microseconds. */
+export function treeCpuMicros(pid: number): number {
+  let total = 0;
+  for (const member of processTree(pid)) {
+    try {
+      total += cpuMicros(member);
+    } catch {
+      // Gone since the tree was read.
+    }
+  }
+  return total;
+}
+
+/** The sum of the peak resident sets of a process and its descendants; undefined once it is gone. */
+export function treePeakRssBytes(pid: number): number | undefined {
+  const own = peakRssBytes(pid);
+  if (own === undefined) return undefined;
+  return processTree(pid)
+    .slice(1)
+    .reduce((sum, member) => sum + (peakRssBytes(member) ?? 0), own);
 }

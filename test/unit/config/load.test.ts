@@ -46,6 +46,8 @@ describe('parseConfig', () => {
     const config = parseConfig(FULL_EXAMPLE, 'sockproxy.yaml');
     expect(config).toEqual({
       file: 'sockproxy.yaml',
+      workers: 1,
+      admin: undefined,
       http: {
         listen: [{ kind: 'tcp', host: undefined, port: 8080 }],
         upstream: {
