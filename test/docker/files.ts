@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse, parseAllDocuments } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
 import { repoPath } from '../helpers/paths.js';
 
 export interface Instruction {
@@ -136,12 +137,14 @@ export function readYamlDocuments<T>(relative: string): T[] {
 }
 
 /** The proxy's configuration as the images use it: its listen port and its one server's socket path. */
-export function upstreamConfig(): { text: string; port: number; socketPath: string } {
+export function upstreamConfig(): { text: string; port: number; socketPath: string; shutdownSeconds: number } {
   const text = readFileSync(UPSTREAM_YAML, 'utf8');
   const config = parse(text) as { listen: number | string; upstream: { servers: string[] } };
   const servers = config.upstream.servers;
   if (servers.length !== 1) throw new Error(`docker/upstream.yaml: expected one server, got ${servers.length}`);
   const socket = /^unix:(\S+)/.exec(servers[0]!);
   if (!socket) throw new Error(`docker/upstream.yaml: the server is not a unix: socket: ${servers[0]}`);
-  return { text, port: Number(config.listen), socketPath: socket[1]! };
+  // How long sockproxy's graceful stop may take, as sockproxy itself reads the file.
+  const shutdownSeconds = parseConfig(text, UPSTREAM_YAML).shutdownTimeoutMs / 1000;
+  return { text, port: Number(config.listen), socketPath: socket[1]!, shutdownSeconds };
 }

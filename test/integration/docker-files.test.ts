@@ -38,8 +38,6 @@ interface ComposeFile {
   volumes: Record<string, unknown>;
 }
 
-/** sockproxy's graceful stop lasts at most this long (README "Command line"). */
-const PROXY_DRAIN_SECONDS = 10;
 
 const dockerfile = readDockerfile();
 const compose = readYaml<ComposeFile>('docker/docker-compose.yml');
@@ -129,7 +127,7 @@ describe('docker/: Dockerfile, docker-compose.yml and upstream.yaml agree', () =
     expect(proxyCommand).toEqual(['node', 'dist/proxy.js', '--config', configPath]);
     expect(last(proxy, 'COPY')).toBe(`docker/upstream.yaml ${configPath}`);
     expect(compose.services.proxy!.volumes).toContain(`./upstream.yaml:${configPath}:ro`);
-    expect(seconds(compose.services.proxy!.stop_grace_period)).toBeGreaterThan(PROXY_DRAIN_SECONDS);
+    expect(seconds(compose.services.proxy!.stop_grace_period)).toBeGreaterThan(upstream.shutdownSeconds);
   });
 
   it('both services mount one named volume where the socket is; the proxy publishes its listen port on loopback', () => {

@@ -58,8 +58,6 @@ interface ComposeFile {
   services: Record<string, { image: string }>;
 }
 
-/** sockproxy's graceful stop lasts at most this long (README "Command line"). */
-const PROXY_DRAIN_SECONDS = 10;
 
 const [deployment] = readYamlDocuments<Deployment>('docker/k8s/deployment.yaml');
 const [service] = readYamlDocuments<Service>('docker/k8s/service.yaml');
@@ -149,7 +147,7 @@ describe('docker/k8s/: the app with sockproxy as a sidecar', () => {
   });
 
   it("stops in order within the grace period: the proxy drains, then the app finishes, then SIGKILL", () => {
-    const proxyDone = preStopSleep(sockproxy) + PROXY_DRAIN_SECONDS;
+    const proxyDone = preStopSleep(sockproxy) + upstream.shutdownSeconds;
     expect(preStopSleep(sockproxy)).toBeGreaterThan(0); // time for the endpoints to drop the pod
     // The app gets SIGTERM only once the proxy has stopped: none of its requests loses the app.
     expect(preStopSleep(app)).toBeGreaterThanOrEqual(proxyDone);
