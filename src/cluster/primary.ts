@@ -250,7 +250,7 @@ class Primary {
 
   #startStopping(signal: NodeJS.Signals): void {
     this.#stopping = true;
-    this.#errorLog.info({ signal }, `${signal} received, shutting down`);
+    this.#errorLog.info({ signal }, `${signal} received, gracefully shutting down`);
     for (const timer of this.#restartTimers) clearTimeout(timer);
     this.#restartTimers.clear();
     void this.#admin?.close();

@@ -275,8 +275,8 @@ t=$SECONDS
 proxy_exit=$("$docker" inspect -f '{{.State.ExitCode}}' "$(container proxy)")
 [ "$proxy_exit" = 0 ] || fail "the proxy exited $proxy_exit on docker stop (SIGTERM), expected 0"
 proxy_log
-signalled=$(grep -F 'SIGTERM received, shutting down' "$run/proxy.log" | grep -oE '"time":"[^"]+"' | cut -d'"' -f4)
-[ -n "$signalled" ] || fail "no 'SIGTERM received, shutting down' in the proxy's log"
+signalled=$(grep -F 'SIGTERM received, gracefully shutting down' "$run/proxy.log" | grep -oE '"time":"[^"]+"' | cut -d'"' -f4)
+[ -n "$signalled" ] || fail "no 'SIGTERM received, gracefully shutting down' in the proxy's log"
 # From the signal to the exit, by the proxy's clock and the engine's: with no request in
 # flight the stop ends on its own, well before the 10 s deadline that cuts it short.
 stop_ms=$(node -e 'console.log(Date.parse(process.argv[2]) - Date.parse(process.argv[1]))' "$signalled" \

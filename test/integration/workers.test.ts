@@ -161,7 +161,7 @@ describe('workers: 2', () => {
     const slow = get(url, '/slow');
     await pollUntil('the slow request at the app', () => (held.length === 1 ? true : undefined), 5_000);
     proxy.child.kill('SIGTERM');
-    await proxy.waitForLog((line) => line.msg === 'SIGTERM received, shutting down');
+    await proxy.waitForLog((line) => line.msg === 'SIGTERM received, gracefully shutting down');
     // The listeners close at once; the request in flight is still answered.
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(proxy.alive()).toBe(true);
