@@ -38,6 +38,18 @@ describe('faults under load', () => {
     expect(report.outcomes.complete).toBe(1_000 - report.outcomes.client_aborted);
   });
 
+  it('600 requests with buffering off and clients going away: the app sees the aborts, and is not blamed for them', { timeout: 120_000 }, async () => {
+    // request_buffering and buffering off: a body streams to the app as it comes, a response
+    // to the client as the app sends it, so a client that leaves mid-body or mid-response
+    // does so while the app's request is in flight, and the proxy has to abort it.
+    const report = await runFaults({ requests: 600, concurrency: 16, kills: false, abortShare: 0.3, buffering: false, seed: 8_2 });
+    expect(problemsOf(report)).toEqual([]);
+    expect(report.accessStatuses['499']).toBeGreaterThan(0);
+    // Aborts the proxy passed on to the app, in nginx's words (info level, not an error).
+    expect(report.clientClosedLines).toBeGreaterThan(0);
+    expect(Object.values(report.serverFailures)).toEqual([0, 0]);
+  });
+
   it('1,000 requests with both at once: kills and clients going away', { timeout: 120_000 }, async () => {
     const report = await runFaults({ requests: 1_000, concurrency: 16, kills: true, abortShare: 0.2, seed: 8_2 });
     expect(problemsOf(report)).toEqual([]);

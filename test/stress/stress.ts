@@ -6,12 +6,15 @@
  *   kills    app servers SIGKILLed and SIGTERMed at random moments and started again
  *   aborts   a fifth of the clients go away half-way; no kills, so /status must count no
  *            failure against any server
- *   both     the two at once
+ *   aborts-unbuffered
+ *            the same with request_buffering and buffering off, so that the clients leave
+ *            while the app is still reading their request or sending its response
+ *   both     kills and aborts at once
  *
  * Prints a JSON report per run and exits 1 if any response was wrong, a descriptor was
  * left open, or a client abort was counted against a server.
  *
- *   npm run stress -- --requests 20000 [--concurrency 16] [--seed N] [--only kills,aborts,both]
+ *   npm run stress -- --requests 20000 [--concurrency 16] [--seed N] [--only kills,aborts,aborts-unbuffered,both]
  */
 import { parseArgs } from 'node:util';
 import { type FaultRunReport, runFaults } from './lib/fault-run.js';
@@ -22,7 +25,7 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '20000' },
     concurrency: { type: 'string', default: '16' },
     seed: { type: 'string' },
-    only: { type: 'string', default: 'kills,aborts,both' },
+    only: { type: 'string', default: 'kills,aborts,aborts-unbuffered,both' },
   },
 });
 const requests = Number(values.requests);
@@ -31,11 +34,12 @@ const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : N
 const runs = {
   kills: { kills: true, abortShare: 0 },
   aborts: { kills: false, abortShare: 0.2 },
+  'aborts-unbuffered': { kills: false, abortShare: 0.2, buffering: false },
   both: { kills: true, abortShare: 0.2 },
 } as const;
 const only = values.only.split(',') as (keyof typeof runs)[];
 if (!Number.isInteger(requests) || requests < 1 || !Number.isInteger(concurrency) || concurrency < 1 || only.some((name) => !(name in runs))) {
-  process.stderr.write('usage: npm run stress -- [--requests N] [--concurrency N] [--seed N] [--only kills,aborts,both]\n');
+  process.stderr.write('usage: npm run stress -- [--requests N] [--concurrency N] [--seed N] [--only kills,aborts,aborts-unbuffered,both]\n');
   process.exit(2);
 }
 

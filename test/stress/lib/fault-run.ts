@@ -24,6 +24,13 @@ export interface FaultRunOptions {
   readonly kills: boolean;
   /** The share of requests made by clients that go away half-way (0 for none). */
   readonly abortShare: number;
+  /**
+   * The proxy's request_buffering and buffering (default on). Off, a request body streams
+   * to the app as it arrives and a response to the client as the app sends it, so a client
+   * that leaves does so while the app is still busy with its request: the abort reaches the
+   * app, and must still not count against it.
+   */
+  readonly buffering?: boolean;
   readonly seed: number;
   /** Progress lines (the script prints them; the test does not). */
   readonly progress?: (line: string) => void;
@@ -54,7 +61,7 @@ export interface FaultRunReport {
  * The proxy's settings for the run: two servers, each out for 1 s after a failure (the
  * default 10 s would leave both out for most of a short run); admin on a socket for /status.
  */
-function proxyConfig(dir: string, apps: readonly AppServer[]): string {
+function proxyConfig(dir: string, apps: readonly AppServer[], buffering: boolean): string {
   return [
     'upstream:',
     '  servers:',
@@ -64,6 +71,7 @@ function proxyConfig(dir: string, apps: readonly AppServer[]): string {
     'proxy:',
     `  temp_path: ${dir}`,
     '  client_max_body_size: 2m',
+    ...(buffering ? [] : ['  request_buffering: off', '  buffering: off']),
     '',
   ].join('\n');
 }
@@ -131,7 +139,7 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
   let proxy: ProxyUnderTest | undefined;
   try {
     await Promise.all(apps.map((app) => app.start()));
-    proxy = await ProxyUnderTest.start(dir, proxyConfig(dir, apps));
+    proxy = await ProxyUnderTest.start(dir, proxyConfig(dir, apps, options.buffering ?? true));
     const origin = `http://127.0.0.1:${proxy.port}`;
 
     // Warm-up: node opens some descriptors once, at first use (the thread pool's and
@@ -182,7 +190,7 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
     const afterStatus = proxyAlive ? await settledDescriptors(proxy, before) : after;
     faults.staleSocketsReplaced = apps.reduce((sum, app) => sum + app.staleSocketsReplaced, 0);
     return {
-      options: { requests: options.requests, concurrency: options.concurrency, kills: options.kills, abortShare: options.abortShare, seed: options.seed },
+      options: { requests: options.requests, concurrency: options.concurrency, kills: options.kills, abortShare: options.abortShare, buffering: options.buffering ?? true, seed: options.seed },
       durationMs,
       outcomes,
       abortsByPoint,
