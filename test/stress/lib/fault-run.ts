@@ -76,10 +76,15 @@ function proxyConfig(dir: string, apps: readonly AppServer[], buffering: boolean
   ].join('\n');
 }
 
-/** Kills or stops one app server at a time, at random moments, and starts it again after a random pause. */
+/**
+ * Kills or stops one app server at a time, at random moments, and starts it again after a
+ * random pause. A fault 0.2 to 1.5 s after the last restart: sometimes within the 1 s
+ * fail_timeout of the last one, so that both servers are out at once (no live upstreams),
+ * mostly not, so that most failures are requests a server was busy with when it died.
+ */
 async function chaos(apps: readonly AppServer[], random: () => number, running: () => boolean, faults: FaultRunReport['faults']): Promise<void> {
   while (running()) {
-    await sleep(100 + random() * 500);
+    await sleep(200 + random() * 1_300);
     if (!running()) break;
     const app = apps[Math.floor(random() * apps.length)]!;
     if (random() < 0.6) {
@@ -145,7 +150,11 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
     // Warm-up: node opens some descriptors once, at first use (the thread pool's and
     // io_uring's for the first temp file, say). Counted after it, a leak is a leak.
     const warmUp = new Agent({ connections: 4 });
-    for (let i = 0; i < 40; i++) await sendChecked(origin, warmUp, planRequest(random));
+    const warmUpRandom = seededRandom(options.seed + 2);
+    for (let i = 0; i < 40; i++) {
+      const checked = await sendChecked(origin, warmUp, planRequest(warmUpRandom));
+      if (checked.outcome !== 'complete') throw new Error(`warm-up, before any fault: ${checked.problem ?? checked.outcome}`);
+    }
     await warmUp.close();
     const before = await settledDescriptors(proxy, undefined);
 
@@ -153,22 +162,29 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
     const outcomes: Record<Outcome, number> = { complete: 0, failed_502: 0, failed_504: 0, truncated: 0, client_aborted: 0, violation: 0 };
     const abortsByPoint: Record<AbortPoint, number> = { request_headers: 0, request_body: 0, response: 0 };
     const violations: string[] = [];
+    // Drawn up front, so that a seed gives the same requests whatever the timing; the
+    // faults have a generator of their own.
     const points: AbortPoint[] = ['request_headers', 'request_body', 'response'];
+    const plans = Array.from({ length: options.requests }, () =>
+      random() < options.abortShare
+        ? { abort: points[Math.floor(random() * points.length)]!, random: seededRandom(Math.floor(random() * 2 ** 32)) }
+        : planRequest(random),
+    );
 
     let next = 0;
     let done = 0;
     const started = performance.now();
-    const chaosDone = options.kills ? chaos(apps, random, () => done < options.requests && proxy!.alive, faults) : Promise.resolve();
+    const chaosRandom = seededRandom(options.seed + 1);
+    const chaosDone = options.kills ? chaos(apps, chaosRandom, () => done < options.requests && proxy!.alive, faults) : Promise.resolve();
     const worker = async (): Promise<void> => {
       while (next < options.requests && proxy!.alive) {
-        next++;
+        const plan = plans[next++]!;
         let checked;
-        if (random() < options.abortShare) {
-          const point = points[Math.floor(random() * points.length)]!;
-          abortsByPoint[point]++;
-          checked = await abortingClient(proxy!.port, point, random);
+        if ('abort' in plan) {
+          abortsByPoint[plan.abort]++;
+          checked = await abortingClient(proxy!.port, plan.abort, plan.random);
         } else {
-          checked = await sendChecked(origin, clients, planRequest(random));
+          checked = await sendChecked(origin, clients, plan);
         }
         outcomes[checked.outcome]++;
         if (checked.problem !== undefined && violations.length < 50) violations.push(checked.problem);

@@ -165,10 +165,11 @@ export async function abortingClient(port: number, point: AbortPoint, random: ()
   socket.on('error', () => {
     // A reset by the proxy is fine here: this client is leaving anyway.
   });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  }).catch(() => undefined);
+  const connected = await new Promise<boolean>((resolve) => {
+    socket.once('connect', () => resolve(true));
+    socket.once('error', () => resolve(false));
+  });
+  if (!connected) return violation(`an aborting client (${point}) could not even connect to the proxy`);
   const wait = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
   const leave = (): void => {
     if (random() < 0.5) socket.resetAndDestroy();
@@ -193,17 +194,19 @@ export async function abortingClient(port: number, point: AbortPoint, random: ()
   // During the response: a body large enough to be still on its way.
   const total = 64 * KiB + Math.floor(random() * MiB);
   socket.write(`GET /bytes/${total} HTTP/1.1\r\nHost: stress.test\r\n\r\n`);
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, STALL_MS);
-    socket.once('data', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
+  const began = await new Promise<'data' | 'close' | 'stall'>((resolve) => {
+    const timer = setTimeout(() => resolve('stall'), STALL_MS);
+    for (const event of ['data', 'close'] as const) {
+      socket.once(event, () => {
+        clearTimeout(timer);
+        resolve(event);
+      });
+    }
   });
+  if (began !== 'data') {
+    socket.destroy();
+    return violation(`GET /bytes/${total}: ${began === 'close' ? 'the connection closed with no response' : 'no response'} (a client that meant to leave mid-response)`);
+  }
   if (random() < 0.5) {
     // Stop reading for a while: the proxy keeps what the app sends meanwhile.
     socket.pause();
