@@ -9,7 +9,8 @@ import { problemsOf } from '../stress/lib/verdict.js';
  * SIGKILLed (leaving their socket files) and SIGTERMed at random moments and started again.
  * Each response is checked against the sha256 the app sends; the proxy's descriptors are
  * counted from /proc before and after; its /status says what was counted against servers.
- * A fixed seed gives the same request mix every run (the timing of the faults varies).
+ * A fixed seed gives the same methods, sizes and abort points every run (the timing of the
+ * faults varies).
  */
 describe('faults under load', () => {
   it('2,000 requests while the app servers are killed and restarted: every answer whole and right, or visibly failed', { timeout: 120_000 }, async () => {

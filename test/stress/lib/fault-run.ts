@@ -162,8 +162,8 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
     const outcomes: Record<Outcome, number> = { complete: 0, failed_502: 0, failed_504: 0, truncated: 0, client_aborted: 0, violation: 0 };
     const abortsByPoint: Record<AbortPoint, number> = { request_headers: 0, request_body: 0, response: 0 };
     const violations: string[] = [];
-    // Drawn up front, so that a seed gives the same requests whatever the timing; the
-    // faults have a generator of their own.
+    // Drawn up front, so that a seed gives the same methods, sizes and abort points whatever
+    // the timing (body bytes are random each run); the faults have a generator of their own.
     const points: AbortPoint[] = ['request_headers', 'request_body', 'response'];
     const plans = Array.from({ length: options.requests }, () =>
       random() < options.abortShare
