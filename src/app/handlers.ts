@@ -10,6 +10,8 @@ const PATTERN = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const CHUNK_BYTES = 64 * 1024;
 /** Above this, hashing the /bytes body before sending it would cost more than it is worth. */
 const BODY_SHA256_MAX_BYTES = 16 * 1024 * 1024;
+/** /mirror holds the body to hash it before the headers go out: larger ones are refused. */
+const MIRROR_MAX_BYTES = BODY_SHA256_MAX_BYTES;
 /** The /die-mid-body response announces this many bytes and sends DIE_MID_BODY_SENT_BYTES of them. */
 const DIE_MID_BODY_DECLARED_BYTES = 100_000;
 const DIE_MID_BODY_SENT_BYTES = 10_000;
@@ -27,6 +29,7 @@ const EXACT_ROUTES: Readonly<Record<string, Handler>> = {
   '/stream': stream,
   '/sse': sse,
   '/upload': upload,
+  '/mirror': mirror,
   '/trailers': trailers,
   // No response at all: the proxy must report "upstream prematurely closed connection".
   '/close': (req) => req.socket.destroy(),
@@ -166,6 +169,31 @@ function upload(req: IncomingMessage, res: ServerResponse): void {
     hash.update(chunk);
   });
   req.on('end', () => sendJson(res, 200, { bytes: count, sha256: hash.digest('hex'), pid: process.pid }));
+}
+
+/**
+ * The request body sent back with its sha256 in x-body-sha256 (the header /bytes sends), so
+ * a client that sent a body can check both that the app got it whole and that the answer
+ * it got is whole and its own. Held in memory (the hash goes in a header, before the body),
+ * so at most MIRROR_MAX_BYTES.
+ */
+function mirror(req: IncomingMessage, res: ServerResponse): void {
+  const chunks: Buffer[] = [];
+  let count = 0;
+  req.on('data', (chunk: Buffer) => {
+    count += chunk.length;
+    if (count <= MIRROR_MAX_BYTES) chunks.push(chunk);
+  });
+  req.on('end', () => {
+    if (count > MIRROR_MAX_BYTES) return sendText(res, 413, `/mirror takes at most ${MIRROR_MAX_BYTES} bytes\n`);
+    const body = Buffer.concat(chunks);
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': body.length,
+      'x-body-sha256': createHash('sha256').update(body).digest('hex'),
+    });
+    res.end(body);
+  });
 }
 
 function trailers(_req: IncomingMessage, res: ServerResponse): void {

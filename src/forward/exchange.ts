@@ -553,7 +553,10 @@ export class Exchange implements AttemptListener {
     this.#queued = undefined;
     this.#body?.dispose();
     this.#responseBuffer?.dispose();
-    if (!this.#req.complete) this.#closeLingering();
+    // Only a body can be left unread: a bodiless request answered at once (no live
+    // upstreams) is not yet marked complete by node's parser, and closing its connection
+    // after a keep-alive response would leave the client's next request unanswered.
+    if (hasBody(this.#req) && !this.#req.complete) this.#closeLingering();
     this.#res.off('close', this.#onClientClose);
     this.#ctx.observer?.requestFinished(this.#status, this.#tried.at(-1)?.addr ?? '-');
     const log = this.#ctx.accessLog;

@@ -223,6 +223,23 @@ describe('endpoints', () => {
     expect(await res.body.json()).toEqual({ bytes: body.length, sha256: sha256(body), pid: app.pid });
   });
 
+  it('/mirror sends the body back with its sha256', async () => {
+    const body = expectedPattern(300_001);
+    const res = await request('http://app/mirror', { dispatcher, method: 'PUT', body });
+    const got = Buffer.from(await res.body.arrayBuffer());
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-length']).toBe(String(body.length));
+    expect(got.equals(body)).toBe(true);
+    expect(res.headers['x-body-sha256']).toBe(sha256(body));
+  });
+
+  it('/mirror of an empty body is an empty body with the empty hash', async () => {
+    const res = await request('http://app/mirror', { dispatcher, method: 'POST', body: '' });
+    expect(res.headers['content-length']).toBe('0');
+    expect(res.headers['x-body-sha256']).toBe(sha256(''));
+    expect(await res.body.text()).toBe('');
+  });
+
   it('/upload takes 1 GiB without holding it', { timeout: 120_000 }, async () => {
     const chunk = expectedPattern(64 * 1024);
     const body = Readable.from(
