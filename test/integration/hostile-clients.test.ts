@@ -1,7 +1,9 @@
+import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { countingUpstream, type CountingUpstream } from '../helpers/counting-upstream.js';
 import { useProxyFixture } from '../helpers/fixture.js';
-import type { ProxyProcess } from '../helpers/proxy-process.js';
+import { type ProxyProcess, startProxyWithConfig } from '../helpers/proxy-process.js';
+import { freePort } from '../helpers/temp.js';
 import { rawConnect } from '../helpers/raw-http.js';
 
 const HEAD = 'Host: example.test\r\n';
@@ -205,5 +207,37 @@ describe('client connection limits', () => {
     expect(await kept.waitFor((t) => t.includes('GET /1\n'))).toMatch(/\r\nconnection: keep-alive\r\n/i);
     kept.socket.write('GET /2 HTTP/1.0\r\n\r\n');
     expect(await kept.waitClosed()).toMatch(/GET \/2\n$/);
+  });
+});
+
+describe('client limits across a reload', () => {
+  const fx = useProxyFixture();
+
+  it('a kept listener takes the new large_client_header_buffers and keepalive_requests at once (SIGHUP)', async () => {
+    const app = fx.track(await countingUpstream(fx.tmp.path('app.sock')));
+    const port = await freePort();
+    const file = fx.tmp.path('proxy.yaml');
+    const yaml = (http: string): string => `listen: 127.0.0.1:${port}\nupstream:\n  servers: [${app.address}]\nhttp:\n${http}`;
+    writeFileSync(file, yaml('  large_client_header_buffers: 4 8k\n'));
+    const proxy = await startProxyWithConfig(file);
+    fx.onCleanup(() => proxy.stop('SIGTERM'));
+    const longPath = `/${'a'.repeat(2000)}`;
+    const ask = async (): Promise<string> => {
+      const client = await rawConnect(port);
+      client.socket.write(`GET ${longPath} HTTP/1.1\r\n${HEAD}\r\n`);
+      const text = await client.waitFor((t) => t.startsWith('HTTP/1.1 ') && t.includes('\r\n\r\n'));
+      client.socket.destroy();
+      return text.split('\r\n', 1)[0]!;
+    };
+    expect(await ask()).toBe('HTTP/1.1 200 OK');
+
+    writeFileSync(file, yaml('  large_client_header_buffers: 4 1k\n  keepalive_requests: 1\n'));
+    proxy.child.kill('SIGHUP');
+    await proxy.waitFor('the reload to finish', () => proxy.errorLog().find((l) => String(l.msg).startsWith('reconfigured: ')));
+    expect(await ask()).toBe('HTTP/1.1 414 URI Too Long');
+    const client = await rawConnect(port);
+    client.socket.write(`GET /once HTTP/1.1\r\n${HEAD}\r\n`);
+    expect(await client.waitClosed()).toMatch(/\r\nconnection: close\r\n[^]*GET \/once\n$/i);
+    expect(app.requests).toEqual([`GET ${longPath}`, 'GET /once']);
   });
 });
