@@ -65,10 +65,10 @@ export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeH
     answerRefusal(socket, refusal(400, 'client sent invalid request', READING_LINE), client.logs(), { method: req.method ?? '', uri: req.url ?? '', line });
   });
   reportDrops(server, client);
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => handle(req, closesAtLimit(res), false));
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => handle(req, keepAlive(res, client), false));
   // With a listener, Node leaves `Expect: 100-continue` to us: the 100 is sent only
   // once the body is known to be acceptable (client_max_body_size).
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, closesAtLimit(res), true));
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, keepAlive(res, client), true));
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     let res: ServerResponse;
     try {
@@ -85,12 +85,15 @@ export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeH
 }
 
 /**
- * keepalive_requests: node says `Connection: close` on the last request a connection may
- * carry, but leaves the connection open (and answers 503 to the next). nginx closes it
- * once that response is sent: so does this.
+ * Whether the connection is kept after this response. keepalive_requests: node says
+ * `Connection: close` on the last request a connection may carry, but leaves the
+ * connection open (and answers 503 to the next); nginx closes it once that response is
+ * sent, and so does this. `keepalive_timeout 0` is nginx's "no keep-alive", where node's
+ * keepAliveTimeout 0 would keep an idle connection forever.
  */
-function closesAtLimit(res: ServerResponse): ServerResponse {
-  if ((res as ServerResponse & { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached) res.shouldKeepAlive = false;
+function keepAlive(res: ServerResponse, client: ClientSide): ServerResponse {
+  const lastRequest = (res as ServerResponse & { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached;
+  if (lastRequest || client.limits().keepaliveTimeoutMs === 0) res.shouldKeepAlive = false;
   return res;
 }
 

@@ -144,6 +144,13 @@ describe('client connection limits', () => {
     expect(await client.waitClosed(5_000)).toMatch(/^HTTP\/1\.1 200 /);
   });
 
+  it('keepalive_timeout: 0 turns keep-alive off, as in nginx', async () => {
+    const { proxy } = await start('  keepalive_timeout: 0\n');
+    const client = await rawConnect(proxy.port);
+    client.socket.write(`GET /only HTTP/1.1\r\n${HEAD}\r\n`);
+    expect(await client.waitClosed()).toMatch(/^HTTP\/1\.1 200 [^]*\r\nconnection: close\r\n[^]*GET \/only\n$/i);
+  });
+
   it('keepalive_requests: the last request allowed on a connection is answered with Connection: close', async () => {
     const { proxy, app } = await start('  keepalive_requests: 2\n');
     const client = await rawConnect(proxy.port);
