@@ -1,7 +1,8 @@
+import http from 'node:http';
 import net from 'node:net';
 import { balancerFor } from './balancer/index.js';
 import { formatListen } from './config/listen.js';
-import type { Config, HttpConfig, ProxySettings } from './config/types.js';
+import type { ClientLimits, Config, HttpConfig, ProxySettings } from './config/types.js';
 import { UpstreamConnections } from './forward/connections.js';
 import { Exchange, type ForwardContext } from './forward/exchange.js';
 import { compileRequestRules } from './forward/headers.js';
@@ -10,7 +11,7 @@ import { TunnelRegistry } from './forward/tunnels.js';
 import type { UpstreamView } from './admin/status.js';
 import type { Logger } from './observe/logger.js';
 import type { RequestObserver } from './observe/metrics.js';
-import { createHttpServer } from './server/http-server.js';
+import { applyClientLimits, createHttpServer } from './server/http-server.js';
 import { type Listener, Listeners, type WantedListener } from './server/listeners.js';
 import { listenerName, StreamServer } from './stream/server.js';
 import { type HealthEvent, UpstreamGroup } from './upstream/group.js';
@@ -184,6 +185,11 @@ class Proxy implements RunningProxy {
       return;
     }
     this.#commit(generation);
+    // A kept HTTP address takes the new client limits for its next connection or request.
+    for (const address of config.http?.listen ?? []) {
+      const server = this.#listeners.get(address)?.server;
+      if (server instanceof http.Server) applyClientLimits(server, config.client);
+    }
     this.#listeners.unbindOthers(wanted);
   }
 
@@ -222,11 +228,11 @@ class Proxy implements RunningProxy {
       for (const address of stream.listen) streamRoutes.set(formatListen(address), server);
       return server;
     });
-    const http = config.http === undefined ? undefined : this.#forwardContext(config.http, config.proxy, onHealthEvent);
+    const http = config.http === undefined ? undefined : this.#forwardContext(config.http, config.proxy, config.client, onHealthEvent);
     return { config, http, streamRoutes, streams, streamStates };
   }
 
-  #forwardContext(config: HttpConfig, proxy: ProxySettings, onHealthEvent: (event: HealthEvent) => void): ForwardContext {
+  #forwardContext(config: HttpConfig, proxy: ProxySettings, client: ClientLimits, onHealthEvent: (event: HealthEvent) => void): ForwardContext {
     const side = this.#http;
     const { upstream } = config;
     return {
@@ -239,6 +245,7 @@ class Proxy implements RunningProxy {
       // configuration may be the one a waiting request needs.
       queue: upstream.queue === undefined ? undefined : (side.queue ?? new RequestQueue(upstream.queue)),
       proxy,
+      client,
       requestRules: compileRequestRules(proxy.setHeader),
       errorLog: this.#logs.errorLog,
       accessLog: this.#logs.accessLog,
@@ -305,6 +312,10 @@ class Proxy implements RunningProxy {
           new Exchange(forward(), req, res).start(expectsContinue);
         },
         (req, res, upgrade) => new Exchange(forward(), req, res, upgrade).start(),
+        {
+          limits: () => (this.#current ?? this.#pending)!.config.client,
+          logs: () => this.#logs,
+        },
       );
     }
     const key = formatListen(wanted.address);

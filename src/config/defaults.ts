@@ -106,6 +106,19 @@ export const DEFAULTS = deepFreeze({
      */
     maxUpgraded: 1024,
   },
+  /** ngx_http_core_module's client-side defaults (YAML `http`). */
+  client: {
+    /** `client_header_timeout 60s`. */
+    headerTimeoutMs: 60_000,
+    /** `keepalive_timeout 75s`. */
+    keepaliveTimeoutMs: 75_000,
+    /** `keepalive_requests 1000`. */
+    keepaliveRequests: 1000,
+    /** `large_client_header_buffers 4 8k`. */
+    headerBuffers: { number: 4, sizeBytes: 8 * 1024 },
+    /** `worker_connections`: nginx's built-in default is 512; 1024 is what its stock nginx.conf sets, and what the issue asks. */
+    maxConnections: 1024,
+  },
   /** ngx_stream_proxy_module's defaults (ngx_stream_proxy_merge_srv_conf). */
   stream: {
     /** `proxy_connect_timeout 60s`. */

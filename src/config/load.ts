@@ -13,6 +13,7 @@ import type {
   AdminConfig,
   Balance,
   BalanceMethod,
+  ClientLimits,
   Config,
   HeaderRule,
   HealthCheckConfig,
@@ -88,13 +89,14 @@ export function parseConfig(source: string, file: string): Config {
     // After every other listen: the admin address must not be one of them.
     admin: adminField === undefined ? undefined : readAdmin(reader, adminField, listens),
     http,
+    client: readClientLimits(reader, sections.get('http')),
     proxy: readProxy(reader, sections.get('proxy')),
     stream,
     log: readLog(reader, sections.get('log')),
   } satisfies Config);
 }
 
-const TOP_KEYS = ['listen', 'upstream', 'proxy', 'stream', 'workers', 'admin', 'log', 'shutdown_timeout', 'pid'];
+const TOP_KEYS = ['listen', 'upstream', 'http', 'proxy', 'stream', 'workers', 'admin', 'log', 'shutdown_timeout', 'pid'];
 const ADMIN_KEYS = ['listen'];
 /** Upstream keys only the HTTP proxy has, with why a stream upstream refuses each. */
 const HTTP_ONLY_UPSTREAM_KEYS: ReadonlyMap<string, string> = new Map([
@@ -143,6 +145,17 @@ const PROXY_KEYS = [
   'max_upgraded',
 ];
 const LOG_KEYS = ['level', 'access'];
+const CLIENT_KEYS = [
+  'client_header_timeout',
+  'keepalive_timeout',
+  'keepalive_requests',
+  'large_client_header_buffers',
+  'max_connections',
+  // The two below live under `proxy` (they are read per request, with the body): a clear
+  // error points there rather than "unknown key".
+  'client_body_timeout',
+  'client_max_body_size',
+];
 
 const BALANCE_EXPECTED = 'one of round_robin, least_conn, ip_hash, hash KEY [consistent], random [two [least_conn]]';
 /** ngx_http_upstream_ip_hash, ngx_http_upstream_hash and ngx_http_upstream_random do not set NGX_HTTP_UPSTREAM_BACKUP. */
@@ -484,6 +497,53 @@ function readServer(reader: Reader, field: Field): ServerConfig {
     if (valueField) parameters[flag as 'backup' | 'down'] = reader.boolean(valueField);
   }
   return { address, written, ...parameters };
+}
+
+/** YAML `http`: ngx_http_core_module's client-side limits. */
+function readClientLimits(reader: Reader, field: Field | undefined): ClientLimits {
+  const keys = field ? reader.mapping(field, CLIENT_KEYS) : new Map<string, Field>();
+  for (const key of ['client_body_timeout', 'client_max_body_size']) {
+    const misplaced = keys.get(key);
+    if (misplaced) reader.fail(misplaced, `${key} is set under "proxy" (proxy.${key}), with the request body's other settings, not in "http"`);
+  }
+  const get = <T>(key: string, read: (field: Field) => T, fallback: T): T => {
+    const valueField = keys.get(key);
+    return valueField ? read(valueField) : fallback;
+  };
+  const client = DEFAULTS.client;
+  return {
+    headerTimeoutMs: get('client_header_timeout', (f) => reader.duration(f, 1), client.headerTimeoutMs),
+    // nginx's `keepalive_timeout 0` turns keep-alive off.
+    keepaliveTimeoutMs: get('keepalive_timeout', (f) => reader.duration(f, 0), client.keepaliveTimeoutMs),
+    keepaliveRequests: get(
+      'keepalive_requests',
+      (f) => reader.parsed(f, 'a positive integer', (text) => positive(valueOf(parseInteger(text)))),
+      client.keepaliveRequests,
+    ),
+    headerBuffers: get('large_client_header_buffers', (f) => readHeaderBuffers(reader, f), client.headerBuffers),
+    maxConnections: get(
+      'max_connections',
+      (f) => reader.parsed(f, 'a positive integer', (text) => positive(valueOf(parseInteger(text)))),
+      client.maxConnections,
+    ),
+  };
+}
+
+function positive(value: number | undefined): number | undefined {
+  return value === undefined || value < 1 ? undefined : value;
+}
+
+/** large_client_header_buffers NUMBER SIZE, as nginx writes it ("4 8k"). */
+function readHeaderBuffers(reader: Reader, field: Field): { number: number; sizeBytes: number } {
+  const expected = 'nginx\'s "NUMBER SIZE", like "4 8k"';
+  const text = reader.text(field, expected);
+  const [count, size, ...rest] = text.trim().split(/\s+/);
+  const number = positive(valueOf(parseInteger(count ?? '')));
+  const sizeBytes = positive(valueOf(parseSize(size ?? '')));
+  if (number === undefined || sizeBytes === undefined || rest.length > 0) {
+    return reader.fail(field, `${field.path} must be ${expected}, got ${JSON.stringify(text)}`);
+  }
+  return { number, sizeBytes };
 }
 
 function readProxy(reader: Reader, field: Field | undefined): ProxySettings {

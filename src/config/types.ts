@@ -202,6 +202,26 @@ export interface LogConfig {
   readonly access: AccessLogTarget;
 }
 
+/**
+ * YAML `http`: what one client connection may do before the proxy answers for itself,
+ * with nginx's directive names (ngx_http_core_module) and defaults.
+ */
+export interface ClientLimits {
+  /** client_header_timeout in ms: the whole request head must arrive within it, then 408; default 60 000. */
+  readonly headerTimeoutMs: number;
+  /** keepalive_timeout in ms: an idle client connection is closed after it; 0 = no keep-alive; default 75 000. */
+  readonly keepaliveTimeoutMs: number;
+  /** keepalive_requests: requests over one client connection, then it is closed; default 1000. */
+  readonly keepaliveRequests: number;
+  /**
+   * large_client_header_buffers NUMBER SIZE: the request line must fit in SIZE (else 414),
+   * each header line too (else 400), and the whole head in NUMBER × SIZE (else 400); default 4 8k.
+   */
+  readonly headerBuffers: { readonly number: number; readonly sizeBytes: number };
+  /** nginx worker_connections: client connections per listener at most, per worker; past it new ones are closed at once; default 1024. */
+  readonly maxConnections: number;
+}
+
 /** The HTTP reverse proxy: where it listens and the servers it forwards requests to. */
 export interface HttpConfig {
   /** YAML `listen`: one or more addresses. */
@@ -263,6 +283,8 @@ export interface Config {
   readonly admin: AdminConfig | undefined;
   /** The HTTP proxy (YAML `listen` and `upstream`); undefined for a configuration with only `stream`. */
   readonly http: HttpConfig | undefined;
+  /** YAML `http`: the client connection limits, defaulted even when there is no HTTP proxy. */
+  readonly client: ClientLimits;
   /** The HTTP proxy's proxy_* settings (YAML `proxy`), defaulted even when there is no HTTP proxy. */
   readonly proxy: ProxySettings;
   /** YAML `stream`: the L4 proxies, in file order; empty when there are none. */

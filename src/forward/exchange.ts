@@ -1,12 +1,13 @@
 import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import type { HeaderTemplate, ProxySettings } from '../config/types.js';
+import type { ClientLimits, HeaderTemplate, ProxySettings } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import type { RequestObserver } from '../observe/metrics.js';
 import { type AccessEntry, formatSeconds, seconds } from '../observe/access-log.js';
 import type { BalanceContext, Balancer } from '../balancer/index.js';
 import { ProxyError } from '../errors.js';
+import { refusalForRequest } from '../server/client-refusals.js';
 import { describeErrno } from '../server/errno.js';
 import type { RequestPeers, UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
@@ -40,6 +41,8 @@ export interface ForwardContext {
   /** upstream.queue: where a request waits while the servers are at max_conns; undefined without one. */
   readonly queue: RequestQueue | undefined;
   readonly proxy: ProxySettings;
+  /** YAML `http`: what the request head may be (large_client_header_buffers). */
+  readonly client: ClientLimits;
   readonly requestRules: ReadonlyMap<string, HeaderTemplate>;
   readonly errorLog: Logger;
   readonly accessLog: Logger | undefined;
@@ -149,6 +152,15 @@ export class Exchange implements AttemptListener {
    * before sending the body; nginx answers it itself and never forwards Expect.
    */
   start(expectsContinue = false): void {
+    const refused = refusalForRequest(this.#req, this.#ctx.client);
+    if (refused !== undefined) {
+      // What node's parser let through but nginx refuses: answered here, the connection
+      // closed after it as nginx does, no upstream contacted.
+      this.#logError('info', `${refused.message} while ${refused.action}`);
+      this.#res.shouldKeepAlive = false;
+      this.#respondError(refused.status, refused.text);
+      return;
+    }
     if (this.#upgrade !== undefined) {
       this.#startUpgrade();
       return;

@@ -1,5 +1,7 @@
 import http, { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { ClientLimits } from '../config/types.js';
+import { answerRefusal, READING_LINE, refusal, refusalForParseError, type RefusalLogs, requestLineOf } from './client-refusals.js';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => void;
 
@@ -20,20 +22,53 @@ export interface ClientUpgrade {
  */
 export type UpgradeHandler = (req: IncomingMessage, res: ServerResponse, upgrade: ClientUpgrade) => void;
 
+/** What the server reads from the configuration in force, each time it needs it. */
+export interface ClientSide {
+  readonly limits: () => ClientLimits;
+  readonly logs: () => RefusalLogs;
+}
+
 /**
- * The client-facing HTTP/1.x server. Node parses and validates requests (malformed ones
- * get 400 before reaching us; HTTP/1.1 without Host is refused, as nginx does).
+ * How often node looks for connections past client_header_timeout (its default, 30 s,
+ * would let a 1 s timeout run 30 s).
  */
-export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeHandler): http.Server {
+const HEADER_TIMEOUT_CHECK_MS = 250;
+/** "worker_connections are not enough" is logged at most this often, with the count refused meanwhile. */
+const DROP_REPORT_MS = 1_000;
+
+/**
+ * The client-facing HTTP/1.x server. Node's parser (llhttp, strict) refuses malformed
+ * requests; sockproxy answers each as nginx does (./client-refusals.ts) instead of node's
+ * bare 400. HTTP/1.1 without Host is refused, as nginx does.
+ */
+export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeHandler, client: ClientSide): http.Server {
   const server = http.createServer({
     // nginx has no limit on a whole request's duration, only between two reads
     // (client_body_timeout); Node's 300 s default would cut long uploads.
     requestTimeout: 0,
+    connectionsCheckingInterval: HEADER_TIMEOUT_CHECK_MS,
   });
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => handle(req, res, false));
+  applyClientLimits(server, client.limits());
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => {
+    // A response under way (a body that turned out malformed): nothing more can be said on this connection.
+    const refused = (socket as Socket & { _httpMessage?: unknown })._httpMessage ? undefined : refusalForParseError(err, socket, client.limits());
+    if (refused === undefined) {
+      socket.destroy();
+      return;
+    }
+    answerRefusal(socket, refused, client.logs(), requestLineOf(err.rawPacket));
+  });
+  // CONNECT asks for a tunnel to another host: sockproxy is not a forward proxy (nginx: 400).
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => {});
+    const line = `${req.method} ${req.url} HTTP/${req.httpVersion}`;
+    answerRefusal(socket, refusal(400, 'client sent invalid request', READING_LINE), client.logs(), { method: req.method ?? '', uri: req.url ?? '', line });
+  });
+  reportDrops(server, client);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => handle(req, keepAlive(res, client), false));
   // With a listener, Node leaves `Expect: 100-continue` to us: the 100 is sent only
   // once the body is known to be acceptable (client_max_body_size).
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, res, true));
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, keepAlive(res, client), true));
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     let res: ServerResponse;
     try {
@@ -47,6 +82,19 @@ export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeH
     handleUpgrade(req, res, { socket, head });
   });
   return server;
+}
+
+/**
+ * Whether the connection is kept after this response. keepalive_requests: node says
+ * `Connection: close` on the last request a connection may carry, but leaves the
+ * connection open (and answers 503 to the next); nginx closes it once that response is
+ * sent, and so does this. `keepalive_timeout 0` is nginx's "no keep-alive", where node's
+ * keepAliveTimeout 0 would keep an idle connection forever.
+ */
+function keepAlive(res: ServerResponse, client: ClientSide): ServerResponse {
+  const lastRequest = (res as ServerResponse & { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached;
+  if (lastRequest || client.limits().keepaliveTimeoutMs === 0) res.shouldKeepAlive = false;
+  return res;
 }
 
 /**
@@ -78,4 +126,43 @@ export function responseForUpgrade(req: IncomingMessage, socket: Socket): Server
     socket.end();
   });
   return res;
+}
+
+/**
+ * Puts the client limits in force on a server, at creation and at each reload: node reads
+ * each of these when it next needs it (a new connection, a new request, the next check).
+ */
+export function applyClientLimits(server: http.Server, limits: ClientLimits): void {
+  server.headersTimeout = limits.headerTimeoutMs;
+  server.keepAliveTimeout = limits.keepaliveTimeoutMs;
+  server.maxRequestsPerSocket = limits.keepaliveRequests;
+  // The whole head, request line included: large_client_header_buffers NUMBER × SIZE.
+  // Node reads it per connection (parser.initialize); its type is read-only.
+  (server as { maxHeaderSize?: number }).maxHeaderSize = limits.headerBuffers.number * limits.headerBuffers.sizeBytes;
+  server.maxConnections = limits.maxConnections;
+}
+
+/**
+ * Node closes a connection past maxConnections as soon as it is accepted ('drop'), so they
+ * never queue. nginx's alert for it is logged at most once a second, with how many were
+ * refused, so that a flood does not flood the log too.
+ */
+function reportDrops(server: http.Server, client: ClientSide): void {
+  let refused = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const report = (): void => {
+    timer = undefined;
+    if (refused === 0) return;
+    const max = server.maxConnections;
+    client.logs().errorLog.error(
+      { nginx_level: 'alert', refused },
+      `${max} worker_connections are not enough (http.max_connections), ${refused} connection${refused === 1 ? '' : 's'} refused`,
+    );
+    refused = 0;
+    timer = setTimeout(report, DROP_REPORT_MS).unref();
+  };
+  server.on('drop', () => {
+    refused++;
+    if (timer === undefined) report();
+  });
 }

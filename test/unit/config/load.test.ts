@@ -82,6 +82,13 @@ describe('parseConfig', () => {
         tempPath: tmpdir(),
         maxUpgraded: 1024,
       },
+      client: {
+        headerTimeoutMs: 60_000,
+        keepaliveTimeoutMs: 75_000,
+        keepaliveRequests: 1000,
+        headerBuffers: { number: 4, sizeBytes: 8192 },
+        maxConnections: 1024,
+      },
       stream: [],
       log: { level: 'info', access: { kind: 'stdout' } },
       shutdownTimeoutMs: 10_000,

@@ -1,0 +1,250 @@
+import { writeFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { countingUpstream, type CountingUpstream } from '../helpers/counting-upstream.js';
+import { useProxyFixture } from '../helpers/fixture.js';
+import { type ProxyProcess, startProxyWithConfig } from '../helpers/proxy-process.js';
+import { freePort } from '../helpers/temp.js';
+import { rawConnect } from '../helpers/raw-http.js';
+
+const HEAD = 'Host: example.test\r\n';
+/** Bytes no error page may carry back (reflected into a browser, they would run). */
+const MARKER = '<script>x</script>';
+
+/**
+ * Requests sockproxy answers itself, as nginx 1.22 answers the same bytes (status, error-log
+ * words, connection closed), before any upstream is contacted: the app must see no
+ * connection at all. The bytes go raw over a socket, as an attacker would send them.
+ */
+describe('hostile clients: malformed and smuggling requests are refused without the upstream', () => {
+  const fx = useProxyFixture();
+
+  async function start(http = ''): Promise<{ proxy: ProxyProcess; app: CountingUpstream }> {
+    const app = fx.track(await countingUpstream(fx.tmp.path('app.sock')));
+    const proxy = await fx.start([app.address], http === '' ? '' : `http:\n${http}`);
+    return { proxy, app };
+  }
+
+  const cases: Array<[string, string, number, string]> = [
+    ['Content-Length and Transfer-Encoding', `POST /${MARKER} HTTP/1.1\r\n${HEAD}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400, 'client sent "Content-Length" and "Transfer-Encoding" headers at the same time'],
+    ['Transfer-Encoding then Content-Length', `POST / HTTP/1.1\r\n${HEAD}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n`, 400, 'client sent "Content-Length" and "Transfer-Encoding" headers at the same time'],
+    ['a duplicate Content-Length', `POST / HTTP/1.1\r\n${HEAD}Content-Length: 1\r\nContent-Length: 1\r\n\r\nx`, 400, 'client sent duplicate header line: "Content-Length"'],
+    ['a Content-Length list', `POST / HTTP/1.1\r\n${HEAD}Content-Length: 1, 1\r\n\r\nx`, 400, 'client sent invalid "Content-Length" header'],
+    ['an invalid Content-Length', `POST / HTTP/1.1\r\n${HEAD}Content-Length: 1x\r\n\r\nx`, 400, 'client sent invalid "Content-Length" header'],
+    ['Transfer-Encoding: gzip', `POST / HTTP/1.1\r\n${HEAD}Transfer-Encoding: gzip\r\n\r\n`, 501, 'client sent unknown "Transfer-Encoding"'],
+    ['Transfer-Encoding: gzip, chunked', `POST / HTTP/1.1\r\n${HEAD}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n`, 501, 'client sent unknown "Transfer-Encoding"'],
+    ['Transfer-Encoding: chunked, gzip', `POST / HTTP/1.1\r\n${HEAD}Transfer-Encoding: chunked, gzip\r\n\r\n`, 501, 'client sent unknown "Transfer-Encoding"'],
+    ['obsolete line folding', `GET / HTTP/1.1\r\n${HEAD}X-A: b\r\n c\r\n\r\n`, 400, 'client sent invalid header line'],
+    ['a bare LF in the headers', `GET / HTTP/1.1\r\n${HEAD}X-A: b\nX-B: c\r\n\r\n`, 400, 'client sent invalid header line'],
+    ['a NUL in a header', `GET / HTTP/1.1\r\n${HEAD}X-A: b\0c\r\n\r\n`, 400, 'client sent invalid header line'],
+    ['an invalid header name', `GET /${MARKER} HTTP/1.1\r\n${HEAD}X ${MARKER}: b\r\n\r\n`, 400, 'client sent invalid header line'],
+    ['an invalid method', `G(T / HTTP/1.1\r\n${HEAD}\r\n`, 400, 'client sent invalid method'],
+    ['a duplicate Host', `GET / HTTP/1.1\r\n${HEAD}Host: other.test\r\n\r\n`, 400, 'client sent duplicate host header'],
+    ['an absolute-form URI for another host', `GET http://evil.test/x HTTP/1.1\r\n${HEAD}\r\n`, 400, 'client sent absolute-form URI for another host than "Host"'],
+    ['CONNECT', 'CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n', 400, 'client sent invalid request'],
+    ['the HTTP/2 connection preface', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 400, 'client sent invalid request'],
+    ['HTTP/3.0', `GET / HTTP/3.0\r\n${HEAD}\r\n`, 505, 'client sent invalid version'],
+  ];
+
+  it.each(cases)('%s: %#', async (_name, bytes, status, message) => {
+    const { proxy, app } = await start();
+    const client = await rawConnect(proxy.port);
+    client.socket.write(bytes);
+    const text = await client.waitClosed();
+    expect(text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
+    // Exactly one response, and nothing of the request in it.
+    expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(text).not.toContain('<script>');
+    const error = await proxy.waitForLog((l) => String(l.msg ?? '').startsWith(message));
+    expect(error.msg).toContain('client: 127.0.0.1');
+    const access = await proxy.waitForLog((l) => l.status === status && 'request_uri' in l);
+    expect(access.upstream_addr).toBe('-');
+    // A request that passed would have been answered first: the app saw nothing at all.
+    expect(app.connections()).toBe(0);
+  });
+
+  it('large_client_header_buffers: a request line over one buffer is 414, a header line over one buffer or a head over all of them is 400', async () => {
+    const { proxy, app } = await start('  large_client_header_buffers: 4 1k\n');
+    const answers: string[] = [];
+    for (const bytes of [
+      `GET /${'a'.repeat(1100)} HTTP/1.1\r\n${HEAD}\r\n`,
+      `GET /${'a'.repeat(5000)} HTTP/1.1\r\n${HEAD}\r\n`,
+      `GET / HTTP/1.1\r\n${HEAD}X-Big: ${'b'.repeat(1100)}\r\n\r\n`,
+      `GET / HTTP/1.1\r\n${HEAD}${[1, 2, 3, 4, 5].map((i) => `X-${i}: ${'c'.repeat(900)}\r\n`).join('')}\r\n`,
+    ]) {
+      const client = await rawConnect(proxy.port);
+      client.socket.write(bytes);
+      answers.push((await client.waitClosed()).split('\r\n', 1)[0]!);
+    }
+    expect(answers).toEqual([
+      'HTTP/1.1 414 URI Too Long',
+      'HTTP/1.1 414 URI Too Long',
+      'HTTP/1.1 400 Bad Request',
+      'HTTP/1.1 400 Bad Request',
+    ]);
+    await proxy.waitForLog((l) => String(l.msg ?? '').startsWith('client sent too long URI while reading client request line'));
+    await proxy.waitForLog((l) => String(l.msg ?? '').startsWith('client sent too long header line: "X-Big: ..."'));
+    expect(app.connections()).toBe(0);
+    // Just under the limits passes.
+    const client = await rawConnect(proxy.port);
+    client.socket.write(`GET /${'a'.repeat(900)} HTTP/1.1\r\n${HEAD}X-Ok: ${'d'.repeat(900)}\r\n\r\n`);
+    expect(await client.waitFor((t) => t.includes('\r\n\r\nGET /aaa'))).toMatch(/^HTTP\/1\.1 200 /);
+    client.socket.destroy();
+  });
+
+  it('an absolute-form URI for the Host it names is served', async () => {
+    const { proxy, app } = await start();
+    const client = await rawConnect(proxy.port);
+    client.socket.write(`GET http://example.test/x HTTP/1.1\r\n${HEAD}\r\n`);
+    expect(await client.waitFor((t) => t.includes('GET http://example.test/x\n'))).toMatch(/^HTTP\/1\.1 200 /);
+    expect(app.requests).toEqual(['GET http://example.test/x']);
+    client.socket.destroy();
+  });
+});
+
+describe('client connection limits', () => {
+  const fx = useProxyFixture();
+
+  async function start(http: string): Promise<{ proxy: ProxyProcess; app: CountingUpstream }> {
+    const app = fx.track(await countingUpstream(fx.tmp.path('app.sock')));
+    const proxy = await fx.start([app.address], `http:\n${http}`);
+    return { proxy, app };
+  }
+
+  it('client_header_timeout: a head trickled past it gets 408 and the connection is closed (slowloris); the app sees nothing', async () => {
+    const { proxy, app } = await start('  client_header_timeout: 1s\n');
+    const client = await rawConnect(proxy.port);
+    client.socket.write(`GET / HTTP/1.1\r\n${HEAD}`);
+    // One header line every 200 ms: each read is in time, the head as a whole is not.
+    const trickle = setInterval(() => client.socket.writable && client.socket.write('X-Slow: 1\r\n'), 200);
+    try {
+      const text = await client.waitClosed(5_000);
+      expect(text).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      clearInterval(trickle);
+    }
+    await proxy.waitForLog((l) => String(l.msg ?? '').startsWith('client timed out (110: Connection timed out) while reading client request headers'));
+    expect((await proxy.waitForLog((l) => l.status === 408 && 'request_uri' in l)).upstream_addr).toBe('-');
+    expect(app.connections()).toBe(0);
+  });
+
+  it('client_header_timeout: a connection that sends nothing is closed without an answer, as nginx does', async () => {
+    const { proxy, app } = await start('  client_header_timeout: 1s\n');
+    const client = await rawConnect(proxy.port);
+    expect(await client.waitClosed(5_000)).toBe('');
+    expect(app.connections()).toBe(0);
+  });
+
+  it('keepalive_timeout: an idle client connection is closed after it', async () => {
+    const { proxy } = await start('  keepalive_timeout: 1s\n');
+    const client = await rawConnect(proxy.port);
+    client.socket.write(`GET /one HTTP/1.1\r\n${HEAD}\r\n`);
+    await client.waitFor((t) => t.includes('GET /one\n'));
+    expect(client.closed()).toBe(false);
+    expect(await client.waitClosed(5_000)).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it('keepalive_timeout: 0 turns keep-alive off, as in nginx', async () => {
+    const { proxy } = await start('  keepalive_timeout: 0\n');
+    const client = await rawConnect(proxy.port);
+    client.socket.write(`GET /only HTTP/1.1\r\n${HEAD}\r\n`);
+    expect(await client.waitClosed()).toMatch(/^HTTP\/1\.1 200 [^]*\r\nconnection: close\r\n[^]*GET \/only\n$/i);
+  });
+
+  it('keepalive_requests: the last request allowed on a connection is answered with Connection: close', async () => {
+    const { proxy, app } = await start('  keepalive_requests: 2\n');
+    const client = await rawConnect(proxy.port);
+    client.socket.write(`GET /1 HTTP/1.1\r\n${HEAD}\r\n`);
+    await client.waitFor((t) => t.includes('GET /1\n'));
+    client.socket.write(`GET /2 HTTP/1.1\r\n${HEAD}\r\n`);
+    const text = await client.waitClosed();
+    const second = text.slice(text.lastIndexOf('HTTP/1.1 '));
+    expect(second).toMatch(/^HTTP\/1\.1 200 [^]*\r\nconnection: close\r\n[^]*GET \/2\n$/i);
+    expect(app.requests).toEqual(['GET /1', 'GET /2']);
+  });
+
+  it('max_connections: connections past it are closed at once, never queued, and the refusals are logged once a second', async () => {
+    const { proxy } = await start('  max_connections: 2\n');
+    const held = [await rawConnect(proxy.port), await rawConnect(proxy.port)];
+    held[0]!.socket.write(`GET /held HTTP/1.1\r\n${HEAD}\r\n`);
+    await held[0]!.waitFor((t) => t.includes('GET /held\n'));
+    const refused = await Promise.all([1, 2, 3].map(() => rawConnect(proxy.port)));
+    for (const client of refused) expect(await client.waitClosed(2_000)).toBe('');
+    const alerts = (): Record<string, unknown>[] =>
+      proxy.errors().filter((l) => String(l.msg ?? '').startsWith('2 worker_connections are not enough'));
+    await proxy.waitForLog((l) => String(l.msg ?? '').startsWith('2 worker_connections are not enough'));
+    // The first refusal is reported at once, the two after it together a second later.
+    await proxy.waitForLog((l) => String(l.msg ?? '').includes('2 connections refused'), 3_000);
+    expect(alerts().map((l) => l.refused)).toEqual([1, 2]);
+    expect(alerts()[0]!.nginx_level).toBe('alert');
+    // A freed slot takes the next connection.
+    held[1]!.socket.destroy();
+    await held[1]!.waitClosed();
+    // The proxy sees the close a moment after the client does: try until a slot is free.
+    let served = '';
+    for (let attempt = 0; attempt < 20 && served === ''; attempt++) {
+      const next = await rawConnect(proxy.port);
+      next.socket.write(`GET /next HTTP/1.1\r\n${HEAD}\r\n`);
+      served = await next.waitFor((t) => t.includes('GET /next\n'));
+      next.socket.destroy();
+      if (served === '') await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(served).toMatch(/^HTTP\/1\.1 200 /);
+    held[0]!.socket.destroy();
+  });
+
+  it('pipelined requests in one write are answered in order', async () => {
+    const { proxy, app } = await start('  keepalive_requests: 100\n');
+    const client = await rawConnect(proxy.port);
+    client.socket.write(['/a', '/b', '/c'].map((path) => `GET ${path} HTTP/1.1\r\n${HEAD}\r\n`).join(''));
+    const text = await client.waitFor((t) => t.includes('GET /c\n'));
+    expect([...text.matchAll(/GET (\/\w)\n/g)].map((m) => m[1])).toEqual(['/a', '/b', '/c']);
+    expect(app.requests).toEqual(['GET /a', 'GET /b', 'GET /c']);
+    client.socket.destroy();
+  });
+
+  it('HTTP/1.0: without keep-alive the connection closes after the answer; with it, it stays open for the next', async () => {
+    const { proxy } = await start('  keepalive_timeout: 75s\n');
+    const plain = await rawConnect(proxy.port);
+    plain.socket.write('GET /plain HTTP/1.0\r\n\r\n');
+    expect(await plain.waitClosed()).toMatch(/^HTTP\/1\.1 200 [^]*GET \/plain\n$/);
+
+    const kept = await rawConnect(proxy.port);
+    kept.socket.write('GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
+    expect(await kept.waitFor((t) => t.includes('GET /1\n'))).toMatch(/\r\nconnection: keep-alive\r\n/i);
+    kept.socket.write('GET /2 HTTP/1.0\r\n\r\n');
+    expect(await kept.waitClosed()).toMatch(/GET \/2\n$/);
+  });
+});
+
+describe('client limits across a reload', () => {
+  const fx = useProxyFixture();
+
+  it('a kept listener takes the new large_client_header_buffers and keepalive_requests at once (SIGHUP)', async () => {
+    const app = fx.track(await countingUpstream(fx.tmp.path('app.sock')));
+    const port = await freePort();
+    const file = fx.tmp.path('proxy.yaml');
+    const yaml = (http: string): string => `listen: 127.0.0.1:${port}\nupstream:\n  servers: [${app.address}]\nhttp:\n${http}`;
+    writeFileSync(file, yaml('  large_client_header_buffers: 4 8k\n'));
+    const proxy = await startProxyWithConfig(file);
+    fx.onCleanup(() => proxy.stop('SIGTERM'));
+    const longPath = `/${'a'.repeat(2000)}`;
+    const ask = async (): Promise<string> => {
+      const client = await rawConnect(port);
+      client.socket.write(`GET ${longPath} HTTP/1.1\r\n${HEAD}\r\n`);
+      const text = await client.waitFor((t) => t.startsWith('HTTP/1.1 ') && t.includes('\r\n\r\n'));
+      client.socket.destroy();
+      return text.split('\r\n', 1)[0]!;
+    };
+    expect(await ask()).toBe('HTTP/1.1 200 OK');
+
+    writeFileSync(file, yaml('  large_client_header_buffers: 4 1k\n  keepalive_requests: 1\n'));
+    proxy.child.kill('SIGHUP');
+    await proxy.waitFor('the reload to finish', () => proxy.errorLog().find((l) => String(l.msg).startsWith('reconfigured: ')));
+    expect(await ask()).toBe('HTTP/1.1 414 URI Too Long');
+    const client = await rawConnect(port);
+    client.socket.write(`GET /once HTTP/1.1\r\n${HEAD}\r\n`);
+    expect(await client.waitClosed()).toMatch(/\r\nconnection: close\r\n[^]*GET \/once\n$/i);
+    expect(app.requests).toEqual([`GET ${longPath}`, 'GET /once']);
+  });
+});
