@@ -126,11 +126,12 @@ export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeH
 
 /**
  * Calls `then` once every response queued on the connection has been sent (node assigns
- * the next pipelined one to the socket as each finishes); never, if the connection closes first.
+ * the next pipelined one to the socket as each finishes); never, if the connection is closed first.
  */
 function afterResponses(socket: Socket, then: () => void): void {
   const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (socket.destroyed) return;
+  // Closed, or an answer before it closed the connection: the bad request is never read, as in nginx.
+  if (socket.destroyed || socket.writableEnded) return;
   if (current === undefined || current === null) {
     then();
     return;
