@@ -54,6 +54,8 @@ export interface FuzzRunReport {
   readonly inputsRefused: number;
   /** Inputs the proxy closed without answering (nothing complete to answer, or a body that went bad). */
   readonly inputsClosedSilently: number;
+  /** The first few of those, base64, for a person to look at. */
+  readonly closedSilentlyExamples: string[];
   /** Inputs whose chunked body went bad after the head was accepted: closed, logged 499 (CUT_OFF). */
   readonly inputsCutOff: number;
   /** Access-log lines by status. */
@@ -226,6 +228,7 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
   let inputsForwarded = 0;
   let inputsRefused = 0;
   let inputsClosedSilently = 0;
+  const closedSilentlyExamples: string[] = [];
   let inputsCutOff = 0;
   const statuses: Record<string, number> = {};
   const fail = (index: number, input: Buffer, problem: string): void => {
@@ -260,7 +263,7 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
         if (logged.some((line) => line.status === CUT_OFF && line.upstream_addr === '-')) inputsCutOff++;
         if (seen.length > 0) inputsForwarded++;
         else if (logged.length > 0) inputsRefused++;
-        else inputsClosedSilently++;
+        else if (inputsClosedSilently++ < 5) closedSilentlyExamples.push(inputOf(index).toString('base64'));
         proxy.access.delete(address);
         upstream.byClient.delete(address);
       }
@@ -277,6 +280,7 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
       inputsForwarded,
       inputsRefused,
       inputsClosedSilently,
+      closedSilentlyExamples,
       inputsCutOff,
       statuses,
       violations,
