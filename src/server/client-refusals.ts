@@ -106,6 +106,8 @@ export function refusalForRequest(req: IncomingMessage, limits: ClientLimits): R
     if (name.toLowerCase() === 'host') hosts++;
   }
   if (hosts > 1) return refusal(400, 'client sent duplicate host header', READING_HEADERS);
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused (node's own answer would log nothing).
+  if (hosts === 0 && req.httpVersion === '1.1') return refusal(400, 'client sent HTTP/1.1 request without "Host" header', READING_HEADERS);
   const transferEncoding = req.headers['transfer-encoding'];
   // nginx ≥ 1.21.1 takes "chunked" alone (any case) and answers 501 to every other coding.
   if (transferEncoding !== undefined && transferEncoding.toLowerCase() !== 'chunked') {

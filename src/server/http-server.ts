@@ -47,16 +47,42 @@ export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeH
     // (client_body_timeout); Node's 300 s default would cut long uploads.
     requestTimeout: 0,
     connectionsCheckingInterval: HEADER_TIMEOUT_CHECK_MS,
+    // Node would answer a bare 400 itself, logging nothing; refusalForRequest answers as nginx does.
+    requireHostHeader: false,
   });
   applyClientLimits(server, client.limits());
+  // Connections whose refusal waits for the answers to the requests before it.
+  const refusing = new WeakSet<Socket>();
   server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => {
-    // A response under way (a body that turned out malformed): nothing more can be said on this connection.
-    const refused = (socket as Socket & { _httpMessage?: unknown })._httpMessage ? undefined : refusalForParseError(err, socket, client.limits());
+    if (refusing.has(socket)) return;
+    // Our side is closed already (a refusal, or an answer that closed the connection): a
+    // later error (the client closing mid-request) is an echo of that, answered and logged once.
+    if (socket.writableEnded) {
+      socket.destroy();
+      return;
+    }
+    const refused = refusalForParseError(err, socket, client.limits());
     if (refused === undefined) {
       socket.destroy();
       return;
     }
-    answerRefusal(socket, refused, client.logs(), requestLineOf(err.rawPacket));
+    const respond = (): void => answerRefusal(socket, refused, client.logs(), requestLineOf(err.rawPacket));
+    const underWay = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (underWay === undefined || underWay === null) {
+      respond();
+      return;
+    }
+    // Answers are under way. A body that turned out malformed (its request incomplete):
+    // nothing more can be said on this connection.
+    const incoming = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } }).parser?.incoming;
+    if (incoming !== undefined && incoming !== null && !incoming.complete) {
+      socket.destroy();
+      return;
+    }
+    // A later pipelined request did not parse: as nginx does, the requests before it are
+    // answered in order, then it is refused and the connection closed.
+    refusing.add(socket);
+    afterResponses(socket, respond);
   });
   // CONNECT asks for a tunnel to another host: sockproxy is not a forward proxy (nginx: 400).
   server.on('connect', (req: IncomingMessage, socket: Socket) => {
@@ -65,10 +91,24 @@ export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeH
     answerRefusal(socket, refusal(400, 'client sent invalid request', READING_LINE), client.logs(), { method: req.method ?? '', uri: req.url ?? '', line });
   });
   reportDrops(server, client);
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => handle(req, keepAlive(res, client), false));
+  // nginx reads no further than a request whose answer closes the connection (a refusal,
+  // `Connection: close`, HTTP/1.0): requests pipelined behind it are never forwarded, where
+  // node's parser would hand them over and the app would act on requests nobody answers.
+  const closing = new WeakSet<Socket>();
+  const onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
+    if (closing.has(req.socket)) {
+      req.resume();
+      return;
+    }
+    handle(req, keepAlive(res, client), expectsContinue);
+    if (!res.shouldKeepAlive) closing.add(req.socket);
+  };
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, false));
   // With a listener, Node leaves `Expect: 100-continue` to us: the 100 is sent only
   // once the body is known to be acceptable (client_max_body_size).
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, keepAlive(res, client), true));
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
+  // Any other expectation: nginx ignores it and serves the request, where node would answer 417 itself, unlogged.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, false));
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     let res: ServerResponse;
     try {
@@ -82,6 +122,29 @@ export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeH
     handleUpgrade(req, res, { socket, head });
   });
   return server;
+}
+
+/**
+ * Calls `then` once every response queued on the connection has been sent (node assigns
+ * the next pipelined one to the socket as each finishes); never, if the connection is closed first.
+ */
+function afterResponses(socket: Socket, then: () => void): void {
+  const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  // Closed, or an answer before it closed the connection: the bad request is never read, as in nginx.
+  if (socket.destroyed || socket.writableEnded) return;
+  if (current === undefined || current === null) {
+    then();
+    return;
+  }
+  let moved = false;
+  const next = (): void => {
+    if (moved) return;
+    moved = true;
+    // After node's own 'finish' listener has moved on to the next response.
+    setImmediate(() => afterResponses(socket, then));
+  };
+  current.once('finish', next);
+  current.once('close', next);
 }
 
 /**

@@ -39,6 +39,7 @@ describe('hostile clients: malformed and smuggling requests are refused without 
     ['an invalid header name', `GET /${MARKER} HTTP/1.1\r\n${HEAD}X ${MARKER}: b\r\n\r\n`, 400, 'client sent invalid header line'],
     ['an invalid method', `G(T / HTTP/1.1\r\n${HEAD}\r\n`, 400, 'client sent invalid method'],
     ['a duplicate Host', `GET / HTTP/1.1\r\n${HEAD}Host: other.test\r\n\r\n`, 400, 'client sent duplicate host header'],
+    ['HTTP/1.1 without Host', 'GET / HTTP/1.1\r\nX-A: b\r\n\r\n', 400, 'client sent HTTP/1.1 request without "Host" header'],
     ['an absolute-form URI for another host', `GET http://evil.test/x HTTP/1.1\r\n${HEAD}\r\n`, 400, 'client sent absolute-form URI for another host than "Host"'],
     ['CONNECT', 'CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n', 400, 'client sent invalid request'],
     ['the HTTP/2 connection preface', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 400, 'client sent invalid request'],
@@ -201,6 +202,20 @@ describe('client connection limits', () => {
     expect([...text.matchAll(/GET (\/\w)\n/g)].map((m) => m[1])).toEqual(['/a', '/b', '/c']);
     expect(app.requests).toEqual(['GET /a', 'GET /b', 'GET /c']);
     client.socket.destroy();
+  });
+
+  it('pipelined: a request that does not parse is refused after the answers to those before it; nothing after a refusal reaches the app', async () => {
+    const { proxy, app } = await start('  keepalive_timeout: 75s\n');
+    const client = await rawConnect(proxy.port);
+    client.socket.write(`GET /1 HTTP/1.1\r\n${HEAD}\r\nGET /2 HTTP/1.1\r\n${HEAD}\r\nG(T /3 HTTP/1.1\r\n${HEAD}\r\n`);
+    const text = await client.waitClosed();
+    expect(text.match(/^HTTP\/1\.1 \d+/gm)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 400']);
+    expect(text).toMatch(/GET \/1\n[^]*GET \/2\n[^]*400 Bad Request\n$/);
+
+    const refused = await rawConnect(proxy.port);
+    refused.socket.write(`GET /4 HTTP/1.1\r\n${HEAD}${HEAD}\r\nPOST /5 HTTP/1.1\r\n${HEAD}Content-Length: 1\r\n\r\nx`);
+    expect((await refused.waitClosed()).match(/^HTTP\/1\.1 \d+/gm)).toEqual(['HTTP/1.1 400']);
+    expect(app.requests).toEqual(['GET /1', 'GET /2']);
   });
 
   it('HTTP/1.0: without keep-alive the connection closes after the answer; with it, it stays open for the next', async () => {
