@@ -18,12 +18,12 @@
  * (test/integration/fuzz.test.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { freePort, parseJson, PROXY_JS } from '../../stress/lib/processes.js';
 import { fuzzInput } from './inputs.js';
 import { recordingUpstream, type SeenRequest } from './recording-upstream.js';
 import { referenceRequests } from './reference.js';
@@ -76,12 +76,6 @@ interface AccessLine {
   readonly request_id: string;
 }
 
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
-
 /** The loopback address input `index` connects from: 127.1.0.0 onwards, never 127.0.0.1. */
 export function clientAddressOf(index: number): string {
   return `127.${1 + (index >>> 16)}.${(index >>> 8) & 255}.${index & 255}`;
@@ -111,7 +105,7 @@ async function startProxy(dir: string, upstream: string): Promise<{ child: Child
       '',
     ].join('\n'),
   );
-  const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/proxy.js'), '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [PROXY_JS, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   const access = new Map<string, AccessLine[]>();
   let lines = 0;
   const output: string[] = [];
@@ -303,20 +297,3 @@ async function settled(count: () => number): Promise<void> {
   }
 }
 
-function parseJson(line: string): Record<string, unknown> | undefined {
-  if (!line.startsWith('{')) return undefined;
-  try {
-    return JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A TCP port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

@@ -197,7 +197,8 @@ export class ProxyUnderTest {
   }
 }
 
-function parseJson(line: string): Record<string, unknown> | undefined {
+/** A JSON log line, or undefined for any other line. */
+export function parseJson(line: string): Record<string, unknown> | undefined {
   if (!line.startsWith('{')) return undefined;
   try {
     return JSON.parse(line) as Record<string, unknown>;
@@ -211,7 +212,7 @@ function increment<K>(map: Map<K, number>, key: K): void {
 }
 
 /** A TCP port that was free a moment ago (the proxy's `listen` takes a port number). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
