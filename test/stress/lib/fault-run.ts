@@ -14,7 +14,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { type AbortPoint, abortingClient, type Outcome, planRequest, seededRandom, sendChecked } from './load.js';
-import { AppServer, ProxyUnderTest, sleep } from './processes.js';
+import { AppServer, descriptorDifference, ProxyUnderTest, sleep } from './processes.js';
 
 export interface FaultRunOptions {
   readonly requests: number;
@@ -116,25 +116,6 @@ async function scrapeStatus(dir: string): Promise<{ serverFailures: Record<strin
   }
 }
 
-/** What appears in `after` more often than in `before` (descriptor targets). */
-function extra(after: readonly string[], before: readonly string[]): string[] {
-  const left = [...before];
-  return after.filter((target) => {
-    const index = left.indexOf(target);
-    if (index === -1) return true;
-    left.splice(index, 1);
-    return false;
-  });
-}
-
-/**
- * Socket inodes change with every connection, so "socket:[123]" is compared as "socket";
- * what matters is how many sockets and files the proxy holds, not which.
- */
-function kinds(targets: readonly string[]): string[] {
-  return targets.map((target) => target.replace(/^socket:\[\d+\]$/, 'socket')).sort();
-}
-
 export async function runFaults(options: FaultRunOptions): Promise<FaultRunReport> {
   const { progress = () => {} } = options;
   const dir = mkdtempSync(join(os.tmpdir(), 'sp-faults-'));
@@ -156,7 +137,7 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
       if (checked.outcome !== 'complete') throw new Error(`warm-up, before any fault: ${checked.problem ?? checked.outcome}`);
     }
     await warmUp.close();
-    const before = await settledDescriptors(proxy, undefined);
+    const before = await proxy.settledDescriptors(undefined);
 
     const clients = new Agent({ connections: options.concurrency });
     const outcomes: Record<Outcome, number> = { complete: 0, failed_502: 0, failed_504: 0, truncated: 0, client_aborted: 0, violation: 0 };
@@ -200,10 +181,10 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
     for (const app of apps) if (!app.running) await app.start();
 
     const proxyAlive = proxy.alive;
-    const after = proxyAlive ? await settledDescriptors(proxy, before) : [];
+    const after = proxyAlive ? await proxy.settledDescriptors(before) : [];
     const status = proxyAlive ? await scrapeStatus(dir) : { serverFailures: {}, upstreamFailures: {} };
     // The /status connection is gone by now, but give its close a moment to reach the proxy.
-    const afterStatus = proxyAlive ? await settledDescriptors(proxy, before) : after;
+    const afterStatus = proxyAlive ? await proxy.settledDescriptors(before) : after;
     faults.staleSocketsReplaced = apps.reduce((sum, app) => sum + app.staleSocketsReplaced, 0);
     return {
       options: { requests: options.requests, concurrency: options.concurrency, kills: options.kills, abortShare: options.abortShare, buffering: options.buffering ?? true, seed: options.seed },
@@ -215,8 +196,7 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
       descriptors: {
         before: before.length,
         after: afterStatus.length,
-        leftOver: extra(kinds(afterStatus), kinds(before)),
-        appeared: extra(kinds(before), kinds(afterStatus)),
+        ...descriptorDifference(before, afterStatus),
       },
       ...status,
       accessStatuses: Object.fromEntries([...proxy.logs.statuses].sort(([a], [b]) => a - b)),
@@ -229,23 +209,5 @@ export async function runFaults(options: FaultRunOptions): Promise<FaultRunRepor
     await proxy?.stop();
     await Promise.all(apps.map((app) => app.kill()));
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/**
- * The proxy's descriptors once it is idle. Idle keep-alive connections to the apps close
- * after keepalive_timeout (1.5 s by default), and the clients' connections once their close
- * reaches the proxy, so this polls for up to 10 s until the count is back to `target`'s
- * (or, for the first count, stops changing) and returns the list then.
- */
-async function settledDescriptors(proxy: ProxyUnderTest, target: readonly string[] | undefined): Promise<string[]> {
-  const deadline = Date.now() + 10_000;
-  let previous = proxy.openDescriptors();
-  for (;;) {
-    await sleep(target === undefined ? 2_000 : 250);
-    const now = proxy.openDescriptors();
-    const settled = target === undefined ? now.length === previous.length : now.length <= target.length;
-    if (settled || Date.now() > deadline) return now;
-    previous = now;
   }
 }

@@ -125,20 +125,26 @@ export interface LogCounts {
   readonly errors: Map<string, number>;
   /** Error-log lines saying a client went away ("client prematurely closed connection"). */
   clientClosed: number;
+  /** Reloads put in force ("reconfigured: …") and refused ("reconfiguring failed …"). */
+  reconfigured: number;
+  reloadsFailed: number;
 }
 
 /** The proxy as a user runs it, with its logs counted. */
 export class ProxyUnderTest {
   readonly child: ChildProcess;
   readonly port: number;
-  readonly logs: LogCounts = { statuses: new Map(), errors: new Map(), clientClosed: 0 };
+  readonly logs: LogCounts = { statuses: new Map(), errors: new Map(), clientClosed: 0, reconfigured: 0, reloadsFailed: 0 };
   /** Non-JSON stderr (a crash's stack trace would be here). */
   readonly otherOutput: string[] = [];
+  readonly #configFile: string;
   #onListening: (() => void) | undefined;
+  #onReload: (() => void) | undefined;
 
-  private constructor(child: ChildProcess, port: number) {
+  private constructor(child: ChildProcess, port: number, configFile: string) {
     this.child = child;
     this.port = port;
+    this.#configFile = configFile;
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const entry = parseJson(line);
       if (typeof entry?.status === 'number') increment(this.logs.statuses, entry.status);
@@ -152,6 +158,9 @@ export class ProxyUnderTest {
       }
       const msg = String(entry.msg ?? '');
       if (msg.startsWith('client prematurely closed connection')) this.logs.clientClosed++;
+      if (msg.startsWith('reconfigured: ')) this.logs.reconfigured++;
+      if (msg.startsWith('reconfiguring failed')) this.logs.reloadsFailed++;
+      if (msg.startsWith('reconfigur')) this.#onReload?.();
       if (Number(entry.level) >= 50) increment(this.logs.errors, msg.split(', client: ')[0]!.replace(/\/[^\s)"]*\.sock/g, '<sock>'));
     });
   }
@@ -162,12 +171,36 @@ export class ProxyUnderTest {
     const file = join(dir, 'proxy.yaml');
     writeFileSync(file, `listen: 127.0.0.1:${port}\n${config}`);
     const child = spawn(process.execPath, [PROXY_JS, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const proxy = new ProxyUnderTest(child, port);
+    const proxy = new ProxyUnderTest(child, port, file);
     await new Promise<void>((resolve, reject) => {
       proxy.#onListening = resolve;
       child.once('exit', () => reject(new Error(`the proxy exited during start:\n${proxy.otherOutput.join('\n')}`)));
     });
     return proxy;
+  }
+
+  /**
+   * Rewrites the configuration file with `config` (YAML, without `listen:`; the port stays),
+   * sends SIGHUP as an operator would, and resolves once the proxy says the reload is in
+   * force; rejects if it says the reload failed, or says nothing within 15 s.
+   */
+  async reload(config: string): Promise<void> {
+    const { reconfigured, reloadsFailed } = this.logs;
+    writeFileSync(this.#configFile, `listen: 127.0.0.1:${this.port}\n${config}`);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => finish(new Error('the proxy did not report the reload within 15 s')), 15_000);
+      const finish = (error?: Error): void => {
+        clearTimeout(timer);
+        this.#onReload = undefined;
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      this.#onReload = () => {
+        if (this.logs.reloadsFailed > reloadsFailed) finish(new Error('the proxy refused the reload ("reconfiguring failed")'));
+        else if (this.logs.reconfigured > reconfigured) finish();
+      };
+      this.child.kill('SIGHUP');
+    });
   }
 
   get alive(): boolean {
@@ -187,6 +220,24 @@ export class ProxyUnderTest {
     });
   }
 
+  /**
+   * The proxy's descriptors once it is idle. Idle keep-alive connections to the apps close
+   * after keepalive_timeout (1.5 s by default), and the clients' connections once their
+   * close reaches the proxy, so this polls for up to 10 s until the count is back to
+   * `target`'s (or, for a first count, stops changing) and returns the list then.
+   */
+  async settledDescriptors(target: readonly string[] | undefined): Promise<string[]> {
+    const deadline = Date.now() + 10_000;
+    let previous = this.openDescriptors();
+    for (;;) {
+      await sleep(target === undefined ? 2_000 : 250);
+      const now = this.openDescriptors();
+      const settled = target === undefined ? now.length === previous.length : now.length <= target.length;
+      if (settled || Date.now() > deadline) return now;
+      previous = now;
+    }
+  }
+
   async stop(): Promise<void> {
     if (!this.alive) return;
     const exited = exitOf(this.child);
@@ -195,6 +246,26 @@ export class ProxyUnderTest {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/**
+ * How two descriptor lists differ: what `after` holds that `before` did not (left over)
+ * and the reverse (gone). Socket inodes change with every connection, so "socket:[123]"
+ * is compared as "socket": what matters is how many sockets and files the proxy holds,
+ * not which.
+ */
+export function descriptorDifference(before: readonly string[], after: readonly string[]): { leftOver: string[]; appeared: string[] } {
+  const kinds = (targets: readonly string[]): string[] => targets.map((target) => target.replace(/^socket:\[\d+\]$/, 'socket')).sort();
+  const extra = (more: readonly string[], less: readonly string[]): string[] => {
+    const left = [...less];
+    return more.filter((target) => {
+      const index = left.indexOf(target);
+      if (index === -1) return true;
+      left.splice(index, 1);
+      return false;
+    });
+  };
+  return { leftOver: extra(kinds(after), kinds(before)), appeared: extra(kinds(before), kinds(after)) };
 }
 
 /** A JSON log line, or undefined for any other line. */
