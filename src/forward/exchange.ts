@@ -8,6 +8,7 @@ import { type AccessEntry, formatSeconds, seconds } from '../observe/access-log.
 import type { BalanceContext, Balancer } from '../balancer/index.js';
 import { ProxyError } from '../errors.js';
 import { refusalForRequest } from '../server/client-refusals.js';
+import type { RequestBodyWatch } from '../server/http-server.js';
 import { describeErrno } from '../server/errno.js';
 import type { RequestPeers, UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
@@ -87,7 +88,7 @@ export interface UpgradeRequest {
  * ngx_http_upstream_next loop. Policy lives here; the transport is ./attempt.ts, the
  * decisions are the pure functions of ./next-upstream.ts.
  */
-export class Exchange implements AttemptListener {
+export class Exchange implements AttemptListener, RequestBodyWatch {
   readonly #ctx: ForwardContext;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -500,6 +501,31 @@ export class Exchange implements AttemptListener {
       this.#respondError(413);
     }
   };
+
+  /**
+   * The chunked body turned out malformed after the head was accepted: nginx answers 400
+   * and logs "client sent invalid chunked body" at [error], as it logs a too large body
+   * (ngx_http_request_body_chunked_filter), then closes the connection. A body streaming
+   * to the app (request_buffering off) is cut off there: the upstream request is aborted,
+   * so the app never sees it end, and, the client's fault, it is not counted against the
+   * server. A response already under way can only be cut short.
+   */
+  bodyMalformed(): void {
+    if (this.#done) return;
+    this.#logError('error', 'client sent invalid chunked body');
+    const attempt = this.#attempt;
+    if (attempt !== undefined && !attempt.abandoned && !attempt.settled) {
+      attempt.abandon(new ProxyError('SOCKPROXY_BODY_MALFORMED'));
+      this.#record(attempt, '-');
+    }
+    if (this.#res.headersSent) {
+      this.#res.destroy();
+      this.#finish();
+      return;
+    }
+    this.#res.shouldKeepAlive = false;
+    this.#respondError(400);
+  }
 
   readonly #onClientClose = (): void => {
     if (this.#done) return;
