@@ -80,6 +80,11 @@ export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeH
     }
     const incoming = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } }).parser?.incoming;
     if (incoming !== undefined && incoming !== null && !incoming.complete) {
+      // The client closed its side mid-body: its request is cut off (499), nothing is malformed.
+      if (err.code === 'HPE_INVALID_EOF_STATE') {
+        socket.destroy();
+        return;
+      }
       // A body that turned out malformed after its head was accepted: only a chunked body
       // is parsed (a Content-Length body is counted). Its handler answers (nginx: 400
       // "client sent invalid chunked body") and closes the connection. Without one, the

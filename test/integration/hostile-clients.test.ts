@@ -143,6 +143,20 @@ describe('hostile clients: a chunked body that turns out malformed', () => {
     expect(app.connections()).toBe(0);
   });
 
+  it('a client that closes its side mid-body sent nothing malformed: 499, no 400 and no invalid-body line', async () => {
+    const app = fx.track(await countingUpstream(fx.tmp.path('app.sock')));
+    const proxy = await fx.start([app.address]);
+    const client = await rawConnect(proxy.port);
+    client.socket.write(CHUNKED_HEAD('/cut') + chunk('hello').toString('latin1'));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    client.socket.end();
+    expect(await client.waitClosed()).toBe('');
+    const access = await proxy.waitForLog((l) => l.request_uri === '/cut' && 'status' in l);
+    expect(access.status).toBe(499);
+    expect(proxy.errors().some((l) => String(l.msg).startsWith('client sent invalid chunked body'))).toBe(false);
+    expect(app.connections()).toBe(0);
+  });
+
   it.each(malformations)('request_buffering off, %s: 400, the app sees its request cut off, and the server is not blamed', async (_name, bad) => {
     const seen: { url: string; bytes: number; complete: boolean; closed: boolean }[] = [];
     const app = fx.track(
