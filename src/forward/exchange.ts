@@ -523,7 +523,6 @@ export class Exchange implements AttemptListener, RequestBodyWatch {
       this.#finish();
       return;
     }
-    this.#res.shouldKeepAlive = false;
     this.#respondError(400);
   }
 
@@ -552,6 +551,11 @@ export class Exchange implements AttemptListener, RequestBodyWatch {
 
   #respondError(status: number, text = ERROR_TEXT[status] ?? STATUS_CODES[status] ?? 'Error'): void {
     const body = `${status} ${text}\nrequest_id: ${this.#requestId}\n`;
+    // An answer before the body was read in full (a 413, a 408, a malformed body): the
+    // connection is closed after it, and the answer says so, as nginx's does
+    // (r->keepalive = 0), rather than promise a keep-alive that will not come.
+    const bodyUnread = hasBody(this.#req) && !this.#req.complete;
+    if (bodyUnread) this.#res.shouldKeepAlive = false;
     this.#status = status;
     this.#bytesSent = Buffer.byteLength(body);
     this.#res.writeHead(status, {
@@ -559,6 +563,10 @@ export class Exchange implements AttemptListener, RequestBodyWatch {
       'content-length': this.#bytesSent,
       'x-request-id': this.#requestId,
     });
+    // With `Connection: close` node would destroy the socket once the answer is written
+    // (its `_last`), and the kernel would answer the body still coming with a reset that
+    // can cost the client the answer. The lingering close (#closeLingering) ends it instead.
+    if (bodyUnread) (this.#res as ServerResponse & { _last: boolean })._last = false;
     this.#res.end(body);
     this.#finish();
   }
