@@ -197,6 +197,31 @@ describe('hostile clients: a chunked body that turns out malformed', () => {
     expect(server).toMatchObject({ state: 'up', fails: 0, failures: 0, last_error: null });
     expect(proxy.errors().filter((l) => l.level === 50).map((l) => String(l.msg).split(',', 1)[0])).toEqual(['client sent invalid chunked body']);
   });
+
+  it('request_buffering off, the app already answering: the answer is cut short (no 400 after it), logged as what was sent', async () => {
+    let appClosed = false;
+    const app = fx.track(
+      await httpUpstream(fx.tmp.path('app.sock'), (_req, res) => {
+        // An early answer, before the body is read: the head and a part of the body.
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 100 });
+        res.write('partial\n');
+        res.on('close', () => (appClosed = true));
+      }),
+    );
+    const proxy = await fx.start([app.address], 'proxy:\n  request_buffering: off\n');
+    const client = await rawConnect(proxy.port);
+    client.socket.write(CHUNKED_HEAD('/early') + chunk('hello').toString('latin1'));
+    await client.waitFor((t) => t.includes('partial\n'));
+    client.socket.write('zz\r\n');
+    const text = await client.waitClosed();
+    // One answer, truncated (fewer bytes than its Content-Length): never made to look complete.
+    expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(text).toMatch(/^HTTP\/1\.1 200 [^]*\r\n\r\npartial\n$/);
+    await proxy.waitForLog((l) => String(l.msg ?? '').startsWith('client sent invalid chunked body'));
+    const access = await proxy.waitForLog((l) => l.request_uri === '/early' && 'status' in l);
+    expect(access).toMatchObject({ status: 200, upstream_addr: app.address, upstream_status: '-' });
+    await until(() => appClosed, 2_000, 'the upstream request to be closed');
+  });
 });
 
 describe('client connection limits', () => {
