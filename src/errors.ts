@@ -8,6 +8,7 @@ const MESSAGES = {
   SOCKPROXY_SEND_TIMEOUT: 'upstream did not read the request body within proxy_send_timeout',
   SOCKPROXY_INVALID_HEADER: 'upstream sent a header that cannot be forwarded',
   SOCKPROXY_BODY_TOO_LARGE: 'request body larger than client_max_body_size',
+  SOCKPROXY_BODY_MALFORMED: 'client sent invalid chunked body',
   SOCKPROXY_TEMP_FILE_FAILED: 'the response could not be held in a temp file',
 } as const;
 

@@ -309,7 +309,9 @@ class Proxy implements RunningProxy {
       return createHttpServer(
         (req, res, expectsContinue) => {
           if (listener().closing) res.shouldKeepAlive = false;
-          new Exchange(forward(), req, res).start(expectsContinue);
+          const exchange = new Exchange(forward(), req, res);
+          exchange.start(expectsContinue);
+          return exchange;
         },
         (req, res, upgrade) => new Exchange(forward(), req, res, upgrade).start(),
         {

@@ -8,6 +8,7 @@ import { type AccessEntry, formatSeconds, seconds } from '../observe/access-log.
 import type { BalanceContext, Balancer } from '../balancer/index.js';
 import { ProxyError } from '../errors.js';
 import { refusalForRequest } from '../server/client-refusals.js';
+import type { RequestBodyWatch } from '../server/http-server.js';
 import { describeErrno } from '../server/errno.js';
 import type { RequestPeers, UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
@@ -87,7 +88,7 @@ export interface UpgradeRequest {
  * ngx_http_upstream_next loop. Policy lives here; the transport is ./attempt.ts, the
  * decisions are the pure functions of ./next-upstream.ts.
  */
-export class Exchange implements AttemptListener {
+export class Exchange implements AttemptListener, RequestBodyWatch {
   readonly #ctx: ForwardContext;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -501,6 +502,30 @@ export class Exchange implements AttemptListener {
     }
   };
 
+  /**
+   * The chunked body turned out malformed after the head was accepted: nginx answers 400
+   * and logs "client sent invalid chunked body" at [error], as it logs a too large body
+   * (ngx_http_request_body_chunked_filter), then closes the connection. A body streaming
+   * to the app (request_buffering off) is cut off there: the upstream request is aborted,
+   * so the app never sees it end, and, the client's fault, it is not counted against the
+   * server. A response already under way can only be cut short.
+   */
+  bodyMalformed(): void {
+    if (this.#done) return;
+    this.#logError('error', 'client sent invalid chunked body');
+    const attempt = this.#attempt;
+    if (attempt !== undefined && !attempt.abandoned && !attempt.settled) {
+      attempt.abandon(new ProxyError('SOCKPROXY_BODY_MALFORMED'));
+      this.#record(attempt, '-');
+    }
+    if (this.#res.headersSent) {
+      this.#res.destroy();
+      this.#finish();
+      return;
+    }
+    this.#respondError(400);
+  }
+
   readonly #onClientClose = (): void => {
     if (this.#done) return;
     // The client went away first: abort the upstream request; not the server's fault,
@@ -526,6 +551,11 @@ export class Exchange implements AttemptListener {
 
   #respondError(status: number, text = ERROR_TEXT[status] ?? STATUS_CODES[status] ?? 'Error'): void {
     const body = `${status} ${text}\nrequest_id: ${this.#requestId}\n`;
+    // An answer before the body was read in full (a 413, a 408, a malformed body): the
+    // connection is closed after it, and the answer says so, as nginx's does
+    // (r->keepalive = 0), rather than promise a keep-alive that will not come.
+    const bodyUnread = hasBody(this.#req) && !this.#req.complete;
+    if (bodyUnread) this.#res.shouldKeepAlive = false;
     this.#status = status;
     this.#bytesSent = Buffer.byteLength(body);
     this.#res.writeHead(status, {
@@ -533,6 +563,10 @@ export class Exchange implements AttemptListener {
       'content-length': this.#bytesSent,
       'x-request-id': this.#requestId,
     });
+    // With `Connection: close` node would destroy the socket once the answer is written
+    // (its `_last`), and the kernel would answer the body still coming with a reset that
+    // can cost the client the answer. The lingering close (#closeLingering) ends it instead.
+    if (bodyUnread) (this.#res as ServerResponse & { _last: boolean })._last = false;
     this.#res.end(body);
     this.#finish();
   }

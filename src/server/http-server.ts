@@ -3,7 +3,16 @@ import type { Socket } from 'node:net';
 import type { ClientLimits } from '../config/types.js';
 import { answerRefusal, READING_LINE, refusal, refusalForParseError, type RefusalLogs, requestLineOf } from './client-refusals.js';
 
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => void;
+/**
+ * What the handler of a request is told after it took the request: its chunked body
+ * turned out malformed (node's parser refused a chunk size, a missing CRLF after chunk
+ * data, …), so the body will never end. The connection can carry nothing more.
+ */
+export interface RequestBodyWatch {
+  bodyMalformed(): void;
+}
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => RequestBodyWatch;
 
 /**
  * The client's side of a request that asked to switch protocols (`Connection: upgrade`,
@@ -51,8 +60,11 @@ export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeH
     requireHostHeader: false,
   });
   applyClientLimits(server, client.limits());
-  // Connections whose refusal waits for the answers to the requests before it.
+  // Connections being refused: waiting for the answers to the requests before it, or
+  // answering a malformed body. A later parse error is an echo of the first.
   const refusing = new WeakSet<Socket>();
+  // The handlers of requests whose body is still being read.
+  const bodyWatches = new WeakMap<IncomingMessage, RequestBodyWatch>();
   server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => {
     if (refusing.has(socket)) return;
     // Our side is closed already (a refusal, or an answer that closed the connection): a
@@ -66,17 +78,25 @@ export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeH
       socket.destroy();
       return;
     }
+    const incoming = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } }).parser?.incoming;
+    if (incoming !== undefined && incoming !== null && !incoming.complete) {
+      // The client closed its side mid-body: its request is cut off (499), nothing is malformed.
+      if (err.code === 'HPE_INVALID_EOF_STATE') {
+        socket.destroy();
+        return;
+      }
+      // A body that turned out malformed after its head was accepted: only a chunked body
+      // is parsed (a Content-Length body is counted). Its handler answers (nginx: 400
+      // "client sent invalid chunked body") and closes the connection. Without one, the
+      // request is behind an answer that closes the connection: never read, as in nginx.
+      refusing.add(socket);
+      bodyWatches.get(incoming)?.bodyMalformed();
+      return;
+    }
     const respond = (): void => answerRefusal(socket, refused, client.logs(), requestLineOf(err.rawPacket));
     const underWay = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
     if (underWay === undefined || underWay === null) {
       respond();
-      return;
-    }
-    // Answers are under way. A body that turned out malformed (its request incomplete):
-    // nothing more can be said on this connection.
-    const incoming = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } }).parser?.incoming;
-    if (incoming !== undefined && incoming !== null && !incoming.complete) {
-      socket.destroy();
       return;
     }
     // A later pipelined request did not parse: as nginx does, the requests before it are
@@ -100,7 +120,8 @@ export function createHttpServer(handle: RequestHandler, handleUpgrade: UpgradeH
       req.resume();
       return;
     }
-    handle(req, keepAlive(res, client), expectsContinue);
+    const watch = handle(req, keepAlive(res, client), expectsContinue);
+    if (!req.complete) bodyWatches.set(req, watch);
     if (!res.shouldKeepAlive) closing.add(req.socket);
   };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, false));

@@ -37,7 +37,10 @@ describe('client_max_body_size', () => {
     client.socket.write(head('POST', '/big', { 'Content-Length': MiB + 1 }));
     const text = await client.waitFor(hasCompleteResponse);
     expect(text).toMatch(/^HTTP\/1\.1 413 /);
-    // The unread body makes the connection unusable: it is closed (lingering) after the answer.
+    // The unread body makes the connection unusable: it is closed (lingering) after the
+    // answer, and the answer says so (nginx: r->keepalive = 0).
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(text).not.toMatch(/\r\nkeep-alive: /i);
     await client.waitClosed();
 
     const line = await proxy.waitForLog((l) => String(l.msg).startsWith('client intended to send too large body'));
@@ -72,6 +75,7 @@ describe('client_max_body_size', () => {
     client.socket.write(head('POST', '/too-big', { 'Content-Length': 100 * KiB + 1, Expect: '100-continue' }));
     const text = await client.waitFor(hasCompleteResponse);
     expect(text).toMatch(/^HTTP\/1\.1 413 /);
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
     expect(text).not.toContain('100 Continue');
     await client.waitClosed();
     expect(client.received()).not.toContain('100 Continue');
@@ -93,6 +97,7 @@ describe('client_max_body_size', () => {
     client.socket.write(chunk('!'));
     const text = await client.waitFor(hasCompleteResponse);
     expect(text).toMatch(/^HTTP\/1\.1 413 /);
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
     client.socket.destroy();
 
     const line = await proxy.waitForLog((l) =>

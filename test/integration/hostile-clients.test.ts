@@ -1,10 +1,13 @@
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { scrapeStatus } from '../helpers/admin.js';
 import { countingUpstream, type CountingUpstream } from '../helpers/counting-upstream.js';
 import { useProxyFixture } from '../helpers/fixture.js';
 import { type ProxyProcess, startProxyWithConfig } from '../helpers/proxy-process.js';
 import { freePort } from '../helpers/temp.js';
-import { rawConnect } from '../helpers/raw-http.js';
+import { chunk, rawConnect } from '../helpers/raw-http.js';
+import { httpUpstream } from '../helpers/upstreams.js';
+import { until } from '../helpers/wait.js';
 
 const HEAD = 'Host: example.test\r\n';
 /** Bytes no error page may carry back (reflected into a browser, they would run). */
@@ -100,6 +103,124 @@ describe('hostile clients: malformed and smuggling requests are refused without 
     expect(await client.waitFor((t) => t.includes('GET http://example.test/x\n'))).toMatch(/^HTTP\/1\.1 200 /);
     expect(app.requests).toEqual(['GET http://example.test/x']);
     client.socket.destroy();
+  });
+});
+
+/**
+ * A chunked body that turns out malformed after its head was accepted: nginx answers 400,
+ * logs `client sent invalid chunked body` (ngx_http_request_body_chunked_filter) and closes
+ * the connection; the app never gets a request that looks complete.
+ */
+describe('hostile clients: a chunked body that turns out malformed', () => {
+  const fx = useProxyFixture();
+
+  const CHUNKED_HEAD = (path: string): string => `POST ${path} HTTP/1.1\r\n${HEAD}Transfer-Encoding: chunked\r\n\r\n`;
+  const malformations: Array<[string, string]> = [
+    ['a chunk size that is not hex', 'zz\r\nabc\r\n0\r\n\r\n'],
+    ['no CRLF after the chunk data', '3\r\nabcXY\r\n0\r\n\r\n'],
+  ];
+
+  it.each(malformations)('request_buffering on, %s: 400, Connection: close, logged, and the app sees nothing', async (_name, bad) => {
+    const app = fx.track(await countingUpstream(fx.tmp.path('app.sock')));
+    const proxy = await fx.start([app.address]);
+    const client = await rawConnect(proxy.port);
+    // A good chunk first: the request is under way when the bad bytes come.
+    client.socket.write(CHUNKED_HEAD('/upload') + chunk('hello').toString('latin1'));
+    client.socket.write(bad);
+    const text = await client.waitClosed();
+    expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
+    expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(text).toMatch(/\r\n\r\n400 Bad Request\n/);
+
+    const error = await proxy.waitForLog((l) => String(l.msg ?? '').startsWith('client sent invalid chunked body'));
+    expect(error.msg).toBe('client sent invalid chunked body, client: 127.0.0.1, request: "POST /upload HTTP/1.1", host: "example.test"');
+    const access = await proxy.waitForLog((l) => l.request_uri === '/upload' && 'status' in l);
+    expect(access).toMatchObject({ status: 400, upstream_addr: '-' });
+    // Logged once, as 400: not a second time as the client closing (499).
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(proxy.access().filter((l) => l.request_uri === '/upload')).toHaveLength(1);
+    expect(app.connections()).toBe(0);
+  });
+
+  it('a client that closes its side mid-body sent nothing malformed: 499, no 400 and no invalid-body line', async () => {
+    const app = fx.track(await countingUpstream(fx.tmp.path('app.sock')));
+    const proxy = await fx.start([app.address]);
+    const client = await rawConnect(proxy.port);
+    client.socket.write(CHUNKED_HEAD('/cut') + chunk('hello').toString('latin1'));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    client.socket.end();
+    expect(await client.waitClosed()).toBe('');
+    const access = await proxy.waitForLog((l) => l.request_uri === '/cut' && 'status' in l);
+    expect(access.status).toBe(499);
+    expect(proxy.errors().some((l) => String(l.msg).startsWith('client sent invalid chunked body'))).toBe(false);
+    expect(app.connections()).toBe(0);
+  });
+
+  it.each(malformations)('request_buffering off, %s: 400, the app sees its request cut off, and the server is not blamed', async (_name, bad) => {
+    const seen: { url: string; bytes: number; complete: boolean; closed: boolean }[] = [];
+    const app = fx.track(
+      await httpUpstream(fx.tmp.path('app.sock'), (req, res) => {
+        const request = { url: req.url!, bytes: 0, complete: false, closed: false };
+        seen.push(request);
+        req.on('data', (data: Buffer) => (request.bytes += data.length));
+        req.on('end', () => {
+          request.complete = true;
+          res.end('ok\n');
+        });
+        res.on('close', () => (request.closed = true));
+      }),
+    );
+    const adminPort = await freePort();
+    const proxy = await fx.start(
+      [`${app.address} max_fails=1 fail_timeout=30s`],
+      `proxy:\n  request_buffering: off\nadmin:\n  listen: 127.0.0.1:${adminPort}\n`,
+    );
+    const client = await rawConnect(proxy.port);
+    client.socket.write(CHUNKED_HEAD('/stream') + chunk('hello').toString('latin1'));
+    // The body streams: the app has the request and its first chunk before the bad bytes come.
+    await until(() => seen.length === 1 && seen[0]!.bytes === 5, 2_000, 'the app to get the first chunk');
+    client.socket.write(bad);
+    const text = await client.waitClosed();
+    expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
+
+    await until(() => seen[0]!.closed, 2_000, 'the upstream request to be closed');
+    // What came before the bad bytes (the chunk data ahead of a missing CRLF too) went on; the end never did.
+    expect(seen[0]).toMatchObject({ url: '/stream', complete: false });
+    expect(seen).toHaveLength(1);
+    await proxy.waitForLog((l) => String(l.msg ?? '').startsWith('client sent invalid chunked body'));
+    const access = await proxy.waitForLog((l) => l.request_uri === '/stream' && 'status' in l);
+    expect(access).toMatchObject({ status: 400, upstream_addr: app.address, upstream_status: '-' });
+    // The client's fault, not the server's: nothing counted against it, no upstream error logged.
+    const server = (await scrapeStatus({ url: `http://127.0.0.1:${adminPort}` })).upstreams[0]!.servers[0]!;
+    expect(server).toMatchObject({ state: 'up', fails: 0, failures: 0, last_error: null });
+    expect(proxy.errors().filter((l) => l.level === 50).map((l) => String(l.msg).split(',', 1)[0])).toEqual(['client sent invalid chunked body']);
+  });
+
+  it('request_buffering off, the app already answering: the answer is cut short (no 400 after it), logged as what was sent', async () => {
+    let appClosed = false;
+    const app = fx.track(
+      await httpUpstream(fx.tmp.path('app.sock'), (_req, res) => {
+        // An early answer, before the body is read: the head and a part of the body.
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 100 });
+        res.write('partial\n');
+        res.on('close', () => (appClosed = true));
+      }),
+    );
+    const proxy = await fx.start([app.address], 'proxy:\n  request_buffering: off\n');
+    const client = await rawConnect(proxy.port);
+    client.socket.write(CHUNKED_HEAD('/early') + chunk('hello').toString('latin1'));
+    await client.waitFor((t) => t.includes('partial\n'));
+    client.socket.write('zz\r\n');
+    const text = await client.waitClosed();
+    // One answer, truncated (fewer bytes than its Content-Length): never made to look complete.
+    expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(text).toMatch(/^HTTP\/1\.1 200 [^]*\r\n\r\npartial\n$/);
+    await proxy.waitForLog((l) => String(l.msg ?? '').startsWith('client sent invalid chunked body'));
+    const access = await proxy.waitForLog((l) => l.request_uri === '/early' && 'status' in l);
+    expect(access).toMatchObject({ status: 200, upstream_addr: app.address, upstream_status: '-' });
+    await until(() => appClosed, 2_000, 'the upstream request to be closed');
   });
 });
 

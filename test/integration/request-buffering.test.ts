@@ -123,6 +123,8 @@ describe('request buffering', () => {
     client.socket.write('POST /slow HTTP/1.1\r\nHost: example.test\r\nContent-Length: 100\r\n\r\n0123456789');
     const answer = await client.waitClosed(10_000);
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    // Closed after the answer, and the answer says so.
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
     expect(app.requests).toEqual([]);
     await proxy.waitForLog((l) =>
       String(l.msg).startsWith('client timed out (110: Connection timed out) while reading client request body'),

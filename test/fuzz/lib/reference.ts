@@ -18,6 +18,8 @@ export interface ReferenceRequest {
   readonly target: string;
   /** The body's length and hash; undefined when the bytes ran out (or went bad) before the body ended. */
   readonly body: { readonly length: number; readonly sha256: string } | undefined;
+  /** llhttp refused a byte of the body after the head (a chunk size, a missing CRLF): nginx's 400 "client sent invalid chunked body". */
+  readonly bodyRefused: boolean;
 }
 
 interface ParserBinding {
@@ -65,11 +67,13 @@ export function referenceRequests(input: Buffer, maxHeaderSize: number): Referen
     requests[requests.length - 1]!.complete = true;
   };
   parser[HTTPParser.kOnExecute] = () => {};
-  parser.execute(input);
+  const refused = parser.execute(input) instanceof Error;
   parser.close();
-  return requests.map(({ method, target, hash, length, complete }) => ({
+  return requests.map(({ method, target, hash, length, complete }, index) => ({
     method,
     target,
     body: complete ? { length, sha256: hash.digest('hex') } : undefined,
+    // Only the last request can be cut by the error; a head refused adds no request.
+    bodyRefused: refused && !complete && index === requests.length - 1,
   }));
 }
