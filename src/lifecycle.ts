@@ -29,6 +29,19 @@ const START_ONLY_KEYS: ReadonlyArray<readonly [string, (config: Config) => unkno
   ['admin', (config) => config.admin],
 ];
 
+/**
+ * Keys read at start only: a reload that changes one names it in a warning, rather than
+ * ignore it silently. Compared with the configuration the process started with, which is
+ * what runs, however many reloads came since. With workers, the primary warns (once) and
+ * the workers do not.
+ */
+export function warnStartOnly(errorLog: Logger, started: Config, next: Config): void {
+  for (const [key, read] of START_ONLY_KEYS) {
+    if (JSON.stringify(read(next)) === JSON.stringify(read(started))) continue;
+    errorLog.warn({ key }, `${key} cannot change on reload: the new value takes effect at restart`);
+  }
+}
+
 /** The signals that stop the proxy gracefully: docker stop's SIGTERM, Ctrl-C's SIGINT and nginx's SIGQUIT. */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT'];
 
@@ -64,6 +77,7 @@ export class Lifecycle {
   readonly #accessLog: Logger | undefined;
   readonly #worker: boolean;
   readonly #onReloaded: (result: 'ok' | 'failed') => void;
+  readonly #startConfig: Config;
   #config: Config;
   #loadedAt = new Date();
   #reloading: Promise<void> | undefined;
@@ -75,6 +89,7 @@ export class Lifecycle {
 
   constructor(options: LifecycleOptions) {
     this.#proxy = options.proxy;
+    this.#startConfig = options.config;
     this.#config = options.config;
     this.#errorLog = options.errorLog;
     this.#accessLog = options.accessLog;
@@ -150,7 +165,7 @@ export class Lifecycle {
     let config: Config;
     try {
       config = await loadConfig(file);
-      this.#warnStartOnly(config);
+      if (!this.#worker) warnStartOnly(this.#errorLog, this.#startConfig, config);
       await this.#proxy.reload(config);
     } catch (err) {
       const code = (err as { code?: string }).code;
@@ -179,13 +194,6 @@ export class Lifecycle {
     this.#errorLog.info({ config: file }, `reconfigured: ${file} is in force`);
   }
 
-  /** Keys read at start only: a reload that changes one names it in a warning, rather than ignore it silently. */
-  #warnStartOnly(config: Config): void {
-    for (const [key, read] of START_ONLY_KEYS) {
-      if (JSON.stringify(read(config)) === JSON.stringify(read(this.#config))) continue;
-      this.#errorLog.warn({ key }, `${key} cannot change on reload: the new value takes effect at restart`);
-    }
-  }
 
   /** nginx writes the new pid file and removes the old one when a reload changes `pid`. */
   #movePidFile(previous: Config, config: Config): void {

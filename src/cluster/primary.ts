@@ -26,6 +26,7 @@ import {
   type WorkerMetrics,
   type WorkerStartMessage,
 } from './messages.js';
+import { warnStartOnly } from '../lifecycle.js';
 import { CONFIG_SOURCE_ENV } from './worker.js';
 
 /** Signals passed on to every worker, which handles each as a single process does. */
@@ -69,6 +70,7 @@ class Primary {
   readonly #version: string;
   readonly #stopTimeoutMs: number;
   readonly #startedAt = new Date();
+  readonly #startConfig: Config;
   /** The configuration the workers were last told to run; `workers` and `admin` stay those of the start. */
   #config: Config;
   #source: string;
@@ -96,6 +98,7 @@ class Primary {
   #resolveExit: (code: number) => void = () => {};
 
   constructor(options: PrimaryOptions) {
+    this.#startConfig = options.config;
     this.#config = options.config;
     this.#source = options.source;
     this.#version = options.version;
@@ -299,6 +302,7 @@ class Primary {
       this.#metrics?.reloaded('failed');
       return;
     }
+    warnStartOnly(this.#errorLog, this.#startConfig, config);
     // `workers` and `admin` are what runs; the rest is what the workers reload.
     this.#config = { ...config, workers: this.#config.workers, admin: this.#config.admin };
     this.#source = source;

@@ -161,6 +161,13 @@ describe('reload on SIGHUP', () => {
     expect(await get(`http://127.0.0.1:${port}/`)).toEqual({ status: 200, text: 'ok b\n' });
     expect(existsSync(tmp.path('access.log'))).toBe(false);
     await proxy.waitForAccess((l) => l.request_uri === '/');
+    // Compared with what runs (the start's value), not with the last reload's: still named
+    // while the file asks for another value, no longer once it asks for the running one.
+    const warnings = () => proxy.errorLog().filter((l) => l.key === 'log.access').length;
+    await reload(proxy, file, `listen: 127.0.0.1:${port}\nlog:\n  access: ${tmp.path('access.log')}\nupstream:\n  servers:\n    - ${a.address}\n`);
+    expect(warnings()).toBe(2);
+    await reload(proxy, file, `listen: 127.0.0.1:${port}\nupstream:\n  servers:\n    - ${a.address}\n`);
+    expect(warnings()).toBe(2);
   });
 
   it('an address that cannot be bound fails the reload as a start would, and changes nothing', async () => {

@@ -193,13 +193,14 @@ describe('workers: 2', () => {
     expect((await scrapeStatus(admin)).totals.reloads).toEqual({ ok: 0, failed: 1 });
   });
 
-  it('-s reload goes to the primary through its pid file; every worker reloads, requests go to the new server, counted once', async () => {
+  it('-s reload goes to the primary through its pid file; every worker reloads, requests go to the new server, counted once; a start-only key is warned of once', async () => {
     const a = await upstream('a');
     const b = await upstream('b');
     const { proxy, url, admin, file } = await start(a);
     const pids = workerPids(proxy);
     const before = await scrapeStatus(admin);
-    writeFileSync(file, readFileSync(file, 'utf8').replace(a.address, b.address));
+    // `workers` is read at start only: the reload names it once (the primary), not once per worker.
+    writeFileSync(file, readFileSync(file, 'utf8').replace(a.address, b.address).replace('workers: 2', 'workers: 3'));
     const sent = await runProxy(['-s', 'reload', '--config', file]);
     expect(sent).toMatchObject({ code: 0, stderr: '' });
     await proxy.waitFor('both workers reconfigured', () =>
@@ -210,6 +211,8 @@ describe('workers: 2', () => {
     for (let i = 0; i < 6; i++) expect(await get(url)).toEqual({ status: 200, text: 'ok b\n' });
     expect(b.requests).toHaveLength(6);
     expect(workerPids(proxy)).toEqual(pids);
+    const warnings = proxy.errorLog().filter((line) => line.key === 'workers');
+    expect(warnings).toEqual([expect.objectContaining({ pid: proxy.pid, msg: 'workers cannot change on reload: the new value takes effect at restart' })]);
     const text = await scrapeMetrics(admin);
     expect(sample(text, 'sockproxy_reloads_total', { result: 'ok' })).toBe(1);
     const after = await scrapeStatus(admin);
