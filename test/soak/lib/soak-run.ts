@@ -270,7 +270,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       let lastT = 0;
       for (let next = options.sampleEverySeconds * 1000; next <= durationMs && proxy!.alive; next += options.sampleEverySeconds * 1000) {
         await sleep(Math.max(0, next - elapsed()));
-        const taken = await sampler.sample();
+        let taken: ProcessSample;
+        try {
+          taken = await sampler.sample();
+        } catch (err) {
+          // A proxy that died is the report's to tell (proxyAlive), with its last words.
+          if (!proxy!.alive) break;
+          throw err;
+        }
         const sample = { ...taken, requestsPerSecond: (completed - lastCompleted) / Math.max(1, taken.t - lastT) };
         lastCompleted = completed;
         lastT = taken.t;
