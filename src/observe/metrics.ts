@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { FailureKind } from '../forward/classify.js';
-import type { Peer } from '../upstream/peer.js';
+import type { Peer, ServerState } from '../upstream/peer.js';
 
 /**
  * An upstream failure as the metrics and /status count it: the three nginx failure types
@@ -81,9 +81,11 @@ export class ProxyMetrics implements RequestObserver {
   readonly #series = new Map<string, ServerSeries>();
   /**
    * By server line, for /status: two lines may name one address (a server listed again as
-   * a backup), and a reload's new Peer starts from zero, as its state does.
+   * a backup). Keyed by the line's ServerState, which a reload hands to the new Peer of an
+   * address it keeps (../upstream/states.ts): the counts carry over with the server's
+   * health, and start from zero for an address the reload adds.
    */
-  readonly #peers = new WeakMap<Peer, { readonly counts: ServerCounts; readonly series: ServerSeries }>();
+  readonly #peers = new WeakMap<ServerState, { readonly counts: ServerCounts; readonly series: ServerSeries }>();
   readonly #responses: Record<StatusClass, number> = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 };
   readonly #failures: Record<FailureMetricKind, number> = { error: 0, timeout: 0, invalid_header: 0, http_5xx: 0, http_429: 0, no_live: 0 };
   readonly #reloads: Record<'ok' | 'failed', number> = { ok: 0, failed: 0 };
@@ -196,7 +198,7 @@ export class ProxyMetrics implements RequestObserver {
 
   /** This process's counts for one server line; undefined if it has seen nothing of it. */
   serverCounts(peer: Peer): ServerCounts | undefined {
-    return this.#peers.get(peer)?.counts;
+    return this.#peers.get(peer.state)?.counts;
   }
 
   totals(): ProcessTotals {
@@ -204,10 +206,10 @@ export class ProxyMetrics implements RequestObserver {
   }
 
   #peer(peer: Peer): { readonly counts: ServerCounts; readonly series: ServerSeries } {
-    let record = this.#peers.get(peer);
+    let record = this.#peers.get(peer.state);
     if (record === undefined) {
       record = { counts: { requests: 0, failures: 0, lastError: undefined }, series: this.#seriesOf(peer.name) };
-      this.#peers.set(peer, record);
+      this.#peers.set(peer.state, record);
     }
     return record;
   }
