@@ -10,7 +10,7 @@ import { HealthChecks, healthCheckHost } from './forward/health-checks.js';
 import { TunnelRegistry } from './forward/tunnels.js';
 import type { UpstreamView } from './admin/status.js';
 import type { Logger } from './observe/logger.js';
-import type { RequestObserver } from './observe/metrics.js';
+import type { RequestObserver, SessionObserver } from './observe/metrics.js';
 import { applyClientLimits, createHttpServer } from './server/http-server.js';
 import { type Listener, Listeners, type WantedListener } from './server/listeners.js';
 import { listenerName, StreamServer } from './stream/server.js';
@@ -26,8 +26,11 @@ export interface ProxyLogs {
 
 /** What the proxy reports to, besides its logs. */
 export interface ProxyInstruments {
-  /** Counts requests, failures and response times for the metrics and /status; none when the admin endpoint is off. */
-  readonly observer?: RequestObserver | undefined;
+  /**
+   * Counts requests, stream sessions, failures, response times and relayed bytes for the
+   * metrics and /status; none when the admin endpoint is off.
+   */
+  readonly observer?: (RequestObserver & SessionObserver) | undefined;
 }
 
 export interface RunningProxy {
@@ -224,7 +227,7 @@ class Proxy implements RunningProxy {
       const scope = formatListen(stream.listen[0]!);
       const states = this.#current?.streamStates.get(scope) ?? new ServerStates();
       streamStates.set(scope, states);
-      const server = new StreamServer(stream, { ...this.#logs, onHealthEvent, states });
+      const server = new StreamServer(stream, { ...this.#logs, onHealthEvent, states, observer: this.#instruments.observer });
       for (const address of stream.listen) streamRoutes.set(formatListen(address), server);
       return server;
     });

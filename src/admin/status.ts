@@ -43,14 +43,20 @@ export interface ServerStatus {
   fails: number;
   /** Requests (or stream sessions) in flight to the server. */
   active: number;
-  /** HTTP only: requests sent to the server since start, retries included. */
-  requests?: number;
-  /** HTTP only: failed requests since start (error, timeout, invalid_header, listed statuses). */
-  failures?: number;
+  /**
+   * Requests sent to the server since start, retries included; for a stream server, the
+   * sessions sent to it (every connect attempt, nginx Plus's stream `connections`).
+   */
+  requests: number;
+  /** Failures since start: error, timeout, invalid_header, listed statuses; for a stream server, failed connects. */
+  failures: number;
   /** HTTP only: keep-alive connections, idle and carrying a request. */
   connections?: { idle: number; active: number };
-  /** HTTP only: the last failure, or null. */
-  last_error?: LastError | null;
+  /** Stream only: bytes sent to the server and received from it by the sessions that have ended (nginx Plus's `sent`, `received`). */
+  sent?: number;
+  received?: number;
+  /** The last failure, or null. */
+  last_error: LastError | null;
 }
 
 export interface UpstreamStatus {
@@ -67,6 +73,7 @@ export interface ProcessStatus {
   client_connections: number;
   tunnels: number;
   responses: Record<StatusClass, number>;
+  sessions: Record<StatusClass, number>;
   upstream_failures: Record<FailureMetricKind, number>;
   reloads: ProcessTotals['reloads'];
   upstreams: UpstreamStatus[];
@@ -85,8 +92,11 @@ export interface StatusDocument {
   /** Workers that did not answer in time: their numbers are missing from the totals. */
   workers_not_answering: number[];
   totals: {
+    /** HTTP requests answered (the sum of `responses`); stream sessions are counted apart, in `sessions`. */
     requests: number;
     responses: Record<StatusClass, number>;
+    /** Stream sessions ended, by the class of their $status: 2xx once a server was connected, 5xx when none could be. */
+    sessions: Record<StatusClass, number>;
     upstream_failures: Record<FailureMetricKind, number>;
     client_connections: number;
     tunnels: number;
@@ -116,6 +126,7 @@ export async function processStatus(source: StatusSource): Promise<ProcessStatus
     client_connections: await source.clientConnections(),
     tunnels: source.tunnels(),
     responses: totals.responses,
+    sessions: totals.sessions,
     upstream_failures: totals.failures,
     reloads: totals.reloads,
     upstreams: source.upstreams().map((view) => upstreamStatus(view, source.metrics)),
@@ -127,7 +138,8 @@ function upstreamStatus(view: UpstreamView, metrics: ProxyMetrics): UpstreamStat
   const draining = new Set(view.draining ?? []);
   const servers = [...group.primary, ...group.backup, ...draining].map((peer): ServerStatus => {
     const untilSec = group.unavailableUntilSec(peer);
-    const status: ServerStatus = {
+    const counts = metrics.serverCounts(peer);
+    return {
       address: peer.name,
       backup: peer.config.backup,
       weight: peer.config.weight,
@@ -135,15 +147,13 @@ function upstreamStatus(view: UpstreamView, metrics: ProxyMetrics): UpstreamStat
       unavailable_until: untilSec === undefined ? null : new Date(untilSec * 1000).toISOString(),
       fails: peer.fails,
       active: peer.active,
+      requests: counts?.requests ?? 0,
+      failures: counts?.failures ?? 0,
+      ...(view.kind === 'http'
+        ? { connections: view.connections?.count(peer) ?? { idle: 0, active: 0 } }
+        : { sent: counts?.sent ?? 0, received: counts?.received ?? 0 }),
+      last_error: counts?.lastError ?? null,
     };
-    if (view.kind === 'http') {
-      const counts = metrics.serverCounts(peer);
-      status.requests = counts?.requests ?? 0;
-      status.failures = counts?.failures ?? 0;
-      status.connections = view.connections?.count(peer) ?? { idle: 0, active: 0 };
-      status.last_error = counts?.lastError ?? null;
-    }
-    return status;
   });
   return { name: group.name, kind: view.kind, servers };
 }
@@ -177,6 +187,7 @@ export function combineStatus(primary: PrimaryInfo, parts: readonly ProcessStatu
   const totals: StatusDocument['totals'] = {
     requests: 0,
     responses: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 },
+    sessions: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 },
     upstream_failures: { error: 0, timeout: 0, invalid_header: 0, http_5xx: 0, http_429: 0, no_live: 0 },
     client_connections: 0,
     tunnels: 0,
@@ -184,6 +195,7 @@ export function combineStatus(primary: PrimaryInfo, parts: readonly ProcessStatu
   };
   for (const part of parts) {
     addInto(totals.responses, part.responses);
+    addInto(totals.sessions, part.sessions);
     addInto(totals.upstream_failures, part.upstream_failures);
     totals.client_connections += part.client_connections;
     totals.tunnels += part.tunnels;
@@ -234,8 +246,10 @@ function mergeServer(into: ServerStatus, from: ServerStatus): void {
   }
   into.fails += from.fails;
   into.active += from.active;
-  if (from.requests !== undefined) into.requests = (into.requests ?? 0) + from.requests;
-  if (from.failures !== undefined) into.failures = (into.failures ?? 0) + from.failures;
+  into.requests += from.requests;
+  into.failures += from.failures;
+  if (from.sent !== undefined) into.sent = (into.sent ?? 0) + from.sent;
+  if (from.received !== undefined) into.received = (into.received ?? 0) + from.received;
   if (from.connections !== undefined) {
     into.connections = {
       idle: (into.connections?.idle ?? 0) + from.connections.idle,

@@ -3,6 +3,7 @@ import { balancerFor } from '../balancer/index.js';
 import { formatListen } from '../config/listen.js';
 import type { ListenAddress, StreamServerConfig } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
+import type { SessionObserver } from '../observe/metrics.js';
 import { type HealthEvent, UpstreamGroup } from '../upstream/group.js';
 import type { ServerStates } from '../upstream/states.js';
 import { type StreamContext, StreamSession } from './session.js';
@@ -10,6 +11,8 @@ import { type StreamContext, StreamSession } from './session.js';
 export interface StreamServerOptions {
   readonly errorLog: Logger;
   readonly accessLog: Logger | undefined;
+  /** Counts sessions for the metrics and /status; none when the admin endpoint is off. */
+  readonly observer?: SessionObserver | undefined;
   readonly onHealthEvent: (event: HealthEvent) => void;
   /** Where its servers' state is kept across reloads (a new set by default). */
   readonly states?: ServerStates;
@@ -37,6 +40,7 @@ export class StreamServer {
       balancer: balancerFor(config.upstream.balance),
       errorLog: options.errorLog,
       accessLog: options.accessLog,
+      observer: options.observer,
     };
   }
 

@@ -3,6 +3,7 @@ import type { BalanceContext, Balancer } from '../balancer/index.js';
 import type { StreamServerConfig } from '../config/types.js';
 import { formatSeconds, seconds, type StreamAccessEntry } from '../observe/access-log.js';
 import type { Logger } from '../observe/logger.js';
+import type { SessionObserver } from '../observe/metrics.js';
 import { clientAddress, serverAddress } from '../server/client-address.js';
 import { connectFailure, type ConnectFailure, describeErrno } from '../server/errno.js';
 import type { RequestPeers, UpstreamGroup } from '../upstream/group.js';
@@ -17,6 +18,8 @@ export interface StreamContext {
   readonly balancer: Balancer;
   readonly errorLog: Logger;
   readonly accessLog: Logger | undefined;
+  /** Metrics and /status counts (src/observe/metrics.ts); undefined when the admin endpoint is off. */
+  readonly observer: SessionObserver | undefined;
 }
 
 /**
@@ -122,11 +125,13 @@ export class StreamSession {
       // Every server is down, failed within fail_timeout or at max_conns: no connect is tried.
       this.#attempts.push({ addr: group.name, sent: 0, received: 0, connectTime: '-' });
       this.#logError('error', 'no live upstreams while connecting to upstream', group.name);
+      this.#ctx.observer?.upstreamFailed(group.name, 'no_live', 'no live upstreams');
       this.#finish(STREAM_BAD_GATEWAY);
       return;
     }
     this.#triesLeft--;
     peer.active++;
+    this.#ctx.observer?.attemptStarted(peer);
     const startedAt = performance.now();
     connectUpstream(peer.config.address, config.connectTimeoutMs, (result) => this.#onConnect(peer, startedAt, result));
   }
@@ -143,6 +148,7 @@ export class StreamSession {
     this.#attempts.push({ addr: peer.name, sent: 0, received: 0, connectTime: '-' });
     const failure = result.kind === 'timeout' ? CONNECT_TIMED_OUT : connectFailure(result.error, peer.name);
     this.#logError('error', `${failure.message} while connecting to upstream`, peer.name, { nginx_level: failure.severity });
+    this.#ctx.observer?.upstreamFailed(peer, result.kind === 'timeout' ? 'timeout' : 'error', failure.message);
     // Counted even with next_upstream off, as nginx frees the peer as failed before it decides.
     group.recordFailure(peer);
     const elapsedMs = performance.now() - this.#startedAt;
@@ -169,6 +175,7 @@ export class StreamSession {
         received: upstream.bytesRead,
         connectTime: formatSeconds(connectMs),
       });
+      this.#ctx.observer?.sessionRelayed(peer, upstream.bytesWritten, upstream.bytesRead);
       this.#logTunnelEnd(ending, peer.name);
       this.#finish(STREAM_OK);
     });
@@ -208,6 +215,7 @@ export class StreamSession {
     const client = this.#client;
     client.destroy();
     this.#onEnd();
+    this.#ctx.observer?.sessionFinished(status, this.#attempts.at(-1)?.addr ?? '-');
     const log = this.#ctx.accessLog;
     if (log === undefined) return;
     const entry: StreamAccessEntry = {

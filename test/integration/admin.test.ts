@@ -235,6 +235,11 @@ describe('admin: GET /status and GET /metrics', () => {
       unavailable_until: null,
       fails: 0,
       active: 0,
+      requests: 0,
+      failures: 0,
+      sent: 0,
+      received: 0,
+      last_error: null,
     });
   });
 

@@ -21,6 +21,11 @@ function server(overrides: Partial<ServerStatus>): ServerStatus {
   };
 }
 
+/** A stream server's shape: no keep-alive connections. */
+function withoutConnections({ connections: _, ...rest }: ServerStatus): ServerStatus {
+  return rest;
+}
+
 function part(pid: number, servers: ServerStatus[], responses = ZERO_CLASSES): ProcessStatus {
   return {
     pid,
@@ -29,6 +34,7 @@ function part(pid: number, servers: ServerStatus[], responses = ZERO_CLASSES): P
     client_connections: 2,
     tunnels: 1,
     responses,
+    sessions: ZERO_CLASSES,
     upstream_failures: { ...ZERO_FAILURES, error: pid === 1 ? 1 : 0 },
     reloads: { ok: 0, failed: 0 },
     upstreams: [{ name: 'backend', kind: 'http', servers }],
@@ -82,6 +88,7 @@ describe('combineStatus: the workers\' parts as one document', () => {
     expect(document.totals).toEqual({
       requests: 8,
       responses: { ...ZERO_CLASSES, '2xx': 7, '5xx': 1 },
+      sessions: ZERO_CLASSES,
       upstream_failures: { ...ZERO_FAILURES, error: 1 },
       client_connections: 4,
       tunnels: 2,
@@ -93,6 +100,28 @@ describe('combineStatus: the workers\' parts as one document', () => {
     ]);
     expect(document.workers_not_answering).toEqual([3]);
     expect(document.pid).toBe(9);
+  });
+
+  it('a stream server is summed apart from an HTTP upstream of the same name: sessions, bytes, failures', () => {
+    const stream = (requests: number, sent: number, received: number, sessions: number): ProcessStatus => ({
+      ...part(requests, [server({ requests: 1 })]),
+      sessions: { ...ZERO_CLASSES, '2xx': sessions },
+      upstreams: [
+        { name: 'backend', kind: 'http', servers: [server({ requests: 1 })] },
+        {
+          name: 'backend',
+          kind: 'stream',
+          servers: [withoutConnections(server({ requests, failures: 1, sent, received }))],
+        },
+      ],
+    });
+    const document = combineStatus(PRIMARY, [stream(2, 10, 20, 1), stream(3, 5, 7, 2)], []);
+    expect(document.upstreams.map((u) => [u.kind, u.servers.map((s) => [s.requests, s.failures, s.sent, s.received])])).toEqual([
+      ['http', [[2, 0, undefined, undefined]]],
+      ['stream', [[5, 2, 15, 27]]],
+    ]);
+    expect(document.totals.sessions).toEqual({ ...ZERO_CLASSES, '2xx': 3 });
+    expect(document.totals.requests).toBe(0);
   });
 
   it('the primary\'s reload count stands for all: the workers reload what it checked', () => {
