@@ -1,6 +1,6 @@
 /**
  * `npm run fuzz`: the long fuzz run of issue 8 §3, which a person runs (the test suite runs
- * 10,000 inputs and replays the corpus: test/integration/fuzz.test.ts). Mutated requests
+ * 5,000 inputs in each request_buffering mode and replays the corpus: test/integration/fuzz.test.ts). Mutated requests
  * go raw to a fresh proxy, one per connection; an upstream records what it received. Exits
  * 1 if the proxy crashed or hung, forwarded anything the input does not hold (a smuggled
  * request, a moved body boundary), or answered a refused request with anything but a 4xx
