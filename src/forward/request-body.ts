@@ -88,8 +88,9 @@ export interface BodyTimedOut {
  * client_body_timeout runs while the upstream waits for more of the body and the client
  * sends none, as nginx's timer on the client's read (ngx_http_do_read_non_buffered_client_request_body);
  * not while the upstream is not taking the body (that is proxy_send_timeout's), nor
- * before an attempt reads it. Without it a client that stops half-way would hold the app's
- * request until proxy_read_timeout, and the 504 then would count against the server.
+ * before an attempt reads it. Without it a client that stops half-way holds the app's
+ * request for as long as it keeps its connection (proxy_read_timeout starts only once the
+ * request is sent).
  */
 export class StreamedBody implements UpstreamBody {
   readonly length = undefined;
