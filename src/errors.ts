@@ -9,6 +9,7 @@ const MESSAGES = {
   SOCKPROXY_INVALID_HEADER: 'upstream sent a header that cannot be forwarded',
   SOCKPROXY_BODY_TOO_LARGE: 'request body larger than client_max_body_size',
   SOCKPROXY_BODY_MALFORMED: 'client sent invalid chunked body',
+  SOCKPROXY_BODY_TIMEOUT: 'client timed out while sending the request body',
   SOCKPROXY_TEMP_FILE_FAILED: 'the response could not be held in a temp file',
 } as const;
 

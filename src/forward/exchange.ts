@@ -143,7 +143,11 @@ export class Exchange implements AttemptListener, RequestBodyWatch {
     this.#peers = ctx.group.newRequest();
     this.#triesLeft = ctx.group.tries(ctx.proxy.nextUpstreamTries);
     if (upgrade === undefined && hasBody(req) && !ctx.proxy.requestBuffering) {
-      this.#body = new StreamedBody(req, ctx.proxy.clientMaxBodySizeBytes, this.#onBodyTooLarge);
+      this.#body = new StreamedBody(
+        req,
+        { maxBytes: ctx.proxy.clientMaxBodySizeBytes, timeoutMs: ctx.proxy.clientBodyTimeoutMs },
+        (event) => (event.kind === 'too_large' ? this.#onBodyTooLarge(event) : this.#onStreamedBodyTimeout()),
+      );
     }
     res.on('close', this.#onClientClose);
   }
@@ -503,6 +507,17 @@ export class Exchange implements AttemptListener, RequestBodyWatch {
   };
 
   /**
+   * client_body_timeout while the body streams to the app (request_buffering off): nginx's
+   * 408, logged as it logs the buffered case. The upstream request is aborted, so the app
+   * never sees the body end, and, the client's fault, it is not counted against the server.
+   */
+  #onStreamedBodyTimeout(): void {
+    if (this.#done) return;
+    this.#logError('info', 'client timed out (110: Connection timed out) while reading client request body');
+    this.#abortForClientBody(408);
+  }
+
+  /**
    * The chunked body turned out malformed after the head was accepted: nginx answers 400
    * and logs "client sent invalid chunked body" at [error], as it logs a too large body
    * (ngx_http_request_body_chunked_filter), then closes the connection. A body streaming
@@ -513,17 +528,23 @@ export class Exchange implements AttemptListener, RequestBodyWatch {
   bodyMalformed(): void {
     if (this.#done) return;
     this.#logError('error', 'client sent invalid chunked body');
+    this.#abortForClientBody(400);
+  }
+
+  /** The client's body failed (`status`: 400 malformed, 408 timed out): the upstream request is aborted, the client answered. */
+  #abortForClientBody(status: 400 | 408): void {
     const attempt = this.#attempt;
     if (attempt !== undefined && !attempt.abandoned && !attempt.settled) {
-      attempt.abandon(new ProxyError('SOCKPROXY_BODY_MALFORMED'));
+      attempt.abandon(new ProxyError(status === 400 ? 'SOCKPROXY_BODY_MALFORMED' : 'SOCKPROXY_BODY_TIMEOUT'));
       this.#record(attempt, '-');
     }
+    // A response already under way can only be cut short.
     if (this.#res.headersSent) {
       this.#res.destroy();
       this.#finish();
       return;
     }
-    this.#respondError(400);
+    this.#respondError(status);
   }
 
   readonly #onClientClose = (): void => {

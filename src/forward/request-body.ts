@@ -75,25 +75,39 @@ export interface TooLarge {
   readonly bytes: number;
 }
 
+export interface BodyTimedOut {
+  readonly kind: 'timeout';
+}
+
 /**
  * proxy_request_buffering off: the body flows from the client only as fast as the
  * upstream takes it (backpressure both ways), and client_max_body_size is enforced as
  * bytes arrive, for bodies without Content-Length. As in nginx, a request whose body
  * started going out is not sent to another server.
+ *
+ * client_body_timeout runs while the upstream waits for more of the body and the client
+ * sends none, as nginx's timer on the client's read (ngx_http_do_read_non_buffered_client_request_body);
+ * not while the upstream is not taking the body (that is proxy_send_timeout's), nor
+ * before an attempt reads it. Without it a client that stops half-way holds the app's
+ * request for as long as it keeps its connection (proxy_read_timeout starts only once the
+ * request is sent).
  */
 export class StreamedBody implements UpstreamBody {
   readonly length = undefined;
   readonly #req: IncomingMessage;
   readonly #maxBytes: number;
-  readonly #onTooLarge: (event: TooLarge) => void;
+  readonly #timeoutMs: number;
+  readonly #onFailed: (event: TooLarge | BodyTimedOut) => void;
   #received = 0;
   #ended = false;
   #current: Readable | undefined;
+  #timer: NodeJS.Timeout | undefined;
 
-  constructor(req: IncomingMessage, maxBytes: number, onTooLarge: (event: TooLarge) => void) {
+  constructor(req: IncomingMessage, limits: { maxBytes: number; timeoutMs: number }, onFailed: (event: TooLarge | BodyTimedOut) => void) {
     this.#req = req;
-    this.#maxBytes = maxBytes;
-    this.#onTooLarge = onTooLarge;
+    this.#maxBytes = limits.maxBytes;
+    this.#timeoutMs = limits.timeoutMs;
+    this.#onFailed = onFailed;
     req.on('data', this.#onData);
     req.on('end', this.#onEnd);
     // Attaching 'data' switches to flowing mode; stay paused until an attempt reads.
@@ -109,7 +123,9 @@ export class StreamedBody implements UpstreamBody {
     this.release();
     const stream = new Readable({
       read: () => {
-        if (this.#current === stream && !this.#ended) this.#req.resume();
+        if (this.#current !== stream || this.#ended) return;
+        this.#waitForClient();
+        this.#req.resume();
       },
     });
     if (this.#ended) stream.push(null);
@@ -119,6 +135,7 @@ export class StreamedBody implements UpstreamBody {
 
   release(): void {
     this.#current = undefined;
+    this.#stopWaiting();
     this.#req.pause();
   }
 
@@ -126,18 +143,36 @@ export class StreamedBody implements UpstreamBody {
     this.release();
   }
 
+  #waitForClient(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#req.pause();
+      this.#onFailed({ kind: 'timeout' });
+    }, this.#timeoutMs).unref();
+  }
+
+  #stopWaiting(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
   readonly #onData = (chunk: Buffer): void => {
+    this.#stopWaiting();
     this.#received += chunk.length;
     if (this.#maxBytes > 0 && this.#received > this.#maxBytes) {
       this.#req.pause();
-      this.#onTooLarge({ kind: 'too_large', bytes: this.#received });
+      this.#onFailed({ kind: 'too_large', bytes: this.#received });
       return;
     }
     const stream = this.#current;
     if (stream === undefined || !stream.push(chunk)) this.#req.pause();
+    // The upstream still wants more: the wait for the client's next bytes starts again.
+    else this.#waitForClient();
   };
 
   readonly #onEnd = (): void => {
+    this.#stopWaiting();
     this.#ended = true;
     this.#current?.push(null);
   };

@@ -224,6 +224,54 @@ describe('hostile clients: a chunked body that turns out malformed', () => {
   });
 });
 
+/**
+ * A body that stops half-way while it streams to the app (request_buffering off): nginx's
+ * client_body_timeout runs on the client's reads there too (408), the app's request is
+ * aborted, and the stall is not blamed on the server. Found by the fuzz run with request
+ * buffering off (corpus: unbuffered-body-stalls.json): before, the proxy waited for
+ * proxy_read_timeout (60 s), then answered 504 and counted a failure against the server.
+ */
+describe('hostile clients: a streamed body that stops half-way', () => {
+  const fx = useProxyFixture();
+
+  it('request_buffering off: 408 after client_body_timeout, the app sees its request cut off, and the server is not blamed', async () => {
+    const seen: { url: string; bytes: number; complete: boolean; closed: boolean }[] = [];
+    const app = fx.track(
+      await httpUpstream(fx.tmp.path('app.sock'), (req, res) => {
+        const request = { url: req.url!, bytes: 0, complete: false, closed: false };
+        seen.push(request);
+        req.on('data', (data: Buffer) => (request.bytes += data.length));
+        req.on('end', () => {
+          request.complete = true;
+          res.end('ok\n');
+        });
+        res.on('close', () => (request.closed = true));
+      }),
+    );
+    const adminPort = await freePort();
+    const proxy = await fx.start(
+      [`${app.address} max_fails=1 fail_timeout=30s`],
+      `proxy:\n  request_buffering: off\n  client_body_timeout: 1s\nadmin:\n  listen: 127.0.0.1:${adminPort}\n`,
+    );
+    const client = await rawConnect(proxy.port);
+    client.socket.write(`POST /stalled HTTP/1.1\r\n${HEAD}Content-Length: 10\r\n\r\nhello`);
+    await until(() => seen.length === 1 && seen[0]!.bytes === 5, 2_000, 'the app to get the first half of the body');
+    // The other half never comes; the connection stays open.
+    const text = await client.waitClosed(5_000);
+    expect(text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(text).toMatch(/\r\nconnection: close\r\n/i);
+    await until(() => seen[0]!.closed, 2_000, 'the upstream request to be closed');
+    expect(seen).toEqual([{ url: '/stalled', bytes: 5, complete: false, closed: true }]);
+    await proxy.waitForLog((l) => String(l.msg ?? '').startsWith('client timed out (110: Connection timed out) while reading client request body'));
+    const access = await proxy.waitForLog((l) => l.request_uri === '/stalled' && 'status' in l);
+    expect(access).toMatchObject({ status: 408, upstream_addr: app.address, upstream_status: '-' });
+    // The client's fault: nothing counted against the server, no upstream error logged.
+    const server = (await scrapeStatus({ url: `http://127.0.0.1:${adminPort}` })).upstreams[0]!.servers[0]!;
+    expect(server).toMatchObject({ state: 'up', fails: 0, failures: 0, last_error: null });
+    expect(proxy.errors().filter((l) => Number(l.level) >= 40)).toEqual([]);
+  });
+});
+
 describe('client connection limits', () => {
   const fx = useProxyFixture();
 

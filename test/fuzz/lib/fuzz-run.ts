@@ -14,6 +14,14 @@
  *   Transfer-Encoding, 505 for an unknown HTTP version), and the client got exactly the
  *   statuses the access log shows.
  *
+ * With `requestBuffering: 'off'` the body streams to the upstream as it arrives, so a body
+ * that goes bad or stops half-way has already partly reached it. There, a request may also
+ * reach the upstream incomplete (its connection closed before the body's end), but only
+ * one whose body llhttp did not complete either, with a prefix of the body bytes llhttp
+ * delivered, and answered with a 4xx; a request logged as forwarded with a 4xx may also
+ * not have reached the upstream at all (aborted before a byte went out). With buffering on,
+ * an incomplete request at the upstream fails the run.
+ *
  * The same code runs `npm run fuzz` (test/fuzz/fuzz.ts) and the suite's short run
  * (test/integration/fuzz.test.ts).
  */
@@ -40,15 +48,20 @@ export interface FuzzRunOptions {
   readonly seed: number;
   /** Connections at once. */
   readonly concurrency: number;
+  /** proxy.request_buffering: 'on' (the default) or 'off' (bodies stream to the upstream). */
+  readonly requestBuffering?: 'on' | 'off';
   readonly progress?: (line: string) => void;
 }
 
 export interface FuzzRunReport {
   readonly seed: number;
+  readonly requestBuffering: 'on' | 'off';
   readonly inputs: number;
   readonly durationMs: number;
-  /** Requests the upstream received. */
+  /** Requests the upstream received, complete or not. */
   readonly forwarded: number;
+  /** Of those, requests cut off before their body's end (request buffering off only). */
+  readonly forwardedIncomplete: number;
   /** Inputs of which at least one request reached the upstream, and of which none did. */
   readonly inputsForwarded: number;
   readonly inputsRefused: number;
@@ -80,7 +93,7 @@ export function clientAddressOf(index: number): string {
 }
 
 /** The proxy as a user runs it (dist/proxy.js), its access log kept by client address. */
-async function startProxy(dir: string, upstream: string): Promise<{ child: ChildProcess; port: number; access: Map<string, AccessLine[]>; accessLines: () => number; output: string[] }> {
+async function startProxy(dir: string, upstream: string, requestBuffering: 'on' | 'off'): Promise<{ child: ChildProcess; port: number; access: Map<string, AccessLine[]>; accessLines: () => number; output: string[] }> {
   const port = await freePort();
   const file = join(dir, 'proxy.yaml');
   // Short client timeouts: an input cut short (a body or head that never completes) is
@@ -100,6 +113,7 @@ async function startProxy(dir: string, upstream: string): Promise<{ child: Child
       'proxy:',
       `  temp_path: ${dir}`,
       '  client_body_timeout: 1s',
+      `  request_buffering: ${requestBuffering}`,
       '',
     ].join('\n'),
   );
@@ -155,8 +169,11 @@ function forwardedLines(logged: readonly AccessLine[]): AccessLine[] {
   return logged.filter((line) => line.upstream_addr !== '-');
 }
 
-const requestKey = (method: string, target: string, length: number | undefined, sha256: string | undefined): string =>
+const requestKey = (method: string, target: string, length: number | string | undefined, sha256: string | undefined): string =>
   JSON.stringify([method, target, length, sha256]);
+
+/** A status the proxy may answer itself: a 4xx, or nginx's 501 (unknown Transfer-Encoding) and 505 (HTTP version). */
+const isRefusal = (status: number): boolean => (status >= 400 && status < 500) || status === 501 || status === 505;
 
 /** What is wrong with the proxy's handling of one input; empty if nothing. */
 export function judge(
@@ -164,32 +181,45 @@ export function judge(
   outcome: { received: string; closed: boolean },
   logged: readonly AccessLine[],
   seen: readonly SeenRequest[],
+  requestBuffering: 'on' | 'off' = 'on',
 ): string[] {
   const problems: string[] = [];
   if (!outcome.closed) problems.push(`the proxy neither answered nor closed the connection within ${HANG_MS} ms`);
-  // The proxy's own record of what it forwarded, against what the upstream got.
-  const forwarded = forwardedLines(logged);
+  // The proxy's own record of what it forwarded, against what the upstream got. A request
+  // the upstream got whole was answered by it (200); one cut off was refused by the proxy.
   const keyOf = (id: string | undefined, method: string, uri: string): string => JSON.stringify([id, method, uri]);
-  const unmatched = seen.map((request) => keyOf(request.requestId, request.method, request.target));
-  for (const line of forwarded) {
-    const at = unmatched.indexOf(keyOf(line.request_id, line.request_method, line.request_uri));
-    if (at >= 0) unmatched.splice(at, 1);
-    else problems.push(`the proxy logged ${keyOf(line.request_id, line.request_method, line.request_uri)} as forwarded (${line.status}); the upstream never received it`);
+  const unmatched = [...seen];
+  for (const line of forwardedLines(logged)) {
+    const key = keyOf(line.request_id, line.request_method, line.request_uri);
+    const at = unmatched.findIndex((request) => keyOf(request.requestId, request.method, request.target) === key);
+    if (at >= 0) {
+      const request = unmatched.splice(at, 1)[0]!;
+      if (request.complete && line.status !== 200) problems.push(`a request the upstream received whole (and answered 200) was logged with status ${line.status}`);
+      if (!request.complete && !isRefusal(line.status)) problems.push(`a request cut off at the upstream was logged with status ${line.status}, not a 4xx`);
+    } else if (!(requestBuffering === 'off' && isRefusal(line.status))) {
+      // Unbuffered, a request refused while its body was read can have been aborted before a byte went out.
+      problems.push(`the proxy logged ${key} as forwarded (${line.status}); the upstream never received it`);
+    }
   }
-  for (const key of unmatched) problems.push(`the upstream received ${key}, which the proxy never logged as forwarded`);
-  // Every request the upstream got is one the input holds, with the same body: the reference's framing.
+  for (const request of unmatched) problems.push(`the upstream received ${keyOf(request.requestId, request.method, request.target)}, which the proxy never logged as forwarded`);
+  // Every request the upstream got is one the input holds, with the same body: the
+  // reference's framing. One cut off holds a prefix of a body llhttp did not complete.
   const framed = referenceRequests(input, MAX_HEADER_SIZE);
-  const reference = framed.map((r) => requestKey(r.method, r.target, r.body?.length, r.body?.sha256));
+  const reference = [...framed];
+  const describe = (): string => JSON.stringify(reference.map((r) => requestKey(r.method, r.target, r.body?.length ?? `${r.received.length}, incomplete`, r.body?.sha256)));
   for (const request of seen) {
+    const at = request.complete
+      ? reference.findIndex((r) => requestKey(r.method, r.target, r.body?.length, r.body?.sha256) === requestKey(request.method, request.target, request.bodyLength, request.bodySha256))
+      : reference.findIndex(
+          (r) => r.body === undefined && r.method === request.method && r.target === request.target && r.received.subarray(0, request.bodyLength).equals(request.partialBody!),
+        );
     const key = requestKey(request.method, request.target, request.bodyLength, request.bodySha256);
-    const at = reference.indexOf(key);
-    if (at < 0) problems.push(`the upstream received ${key}, which is not a request of the input as llhttp frames it: ${JSON.stringify(reference)}`);
-    else reference.splice(at, 1);
+    if (at >= 0) reference.splice(at, 1);
+    else if (request.complete) problems.push(`the upstream received ${key}, which is not a request of the input as llhttp frames it: ${describe()}`);
+    else problems.push(`the upstream received ${key} cut off, which is not the start of an incomplete request of the input as llhttp frames it: ${describe()}`);
   }
   for (const line of logged) {
-    const refused = line.upstream_addr === '-';
-    const allowed = refused ? (line.status >= 400 && line.status < 500) || line.status === 501 || line.status === 505 : line.status === 200;
-    if (!allowed) problems.push(`${refused ? 'a refused request' : 'a forwarded request'} was logged with status ${line.status}`);
+    if (line.upstream_addr === '-' && !isRefusal(line.status)) problems.push(`a refused request was logged with status ${line.status}`);
   }
   // A chunked body that went bad after its head was accepted: nginx's 400 (or the 501 its
   // head already got for a Transfer-Encoding the proxy does not take), never a bare close.
@@ -214,12 +244,14 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
   const count = typeof options.inputs === 'number' ? options.inputs : options.inputs.length;
   const inputOf = (index: number): Buffer => (typeof options.inputs === 'number' ? fuzzInput(options.seed, index) : options.inputs[index]!);
   const dir = mkdtempSync(join(os.tmpdir(), 'sockproxy-fuzz-'));
-  const upstream = await recordingUpstream(join(dir, 'app.sock'));
-  const proxy = await startProxy(dir, upstream.address);
+  const requestBuffering = options.requestBuffering ?? 'on';
+  const upstream = await recordingUpstream(join(dir, 'app.sock'), { allowIncomplete: requestBuffering === 'off' });
+  const proxy = await startProxy(dir, upstream.address, requestBuffering);
   const alive = (): boolean => proxy.child.exitCode === null && proxy.child.signalCode === null;
   const violations: string[] = [];
   let violationCount = 0;
   let inputsForwarded = 0;
+  let forwardedIncomplete = 0;
   let inputsRefused = 0;
   let inputsClosedSilently = 0;
   const closedSilentlyExamples: string[] = [];
@@ -251,7 +283,8 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
         const address = clientAddressOf(index);
         const logged = proxy.access.get(address) ?? [];
         const seen = upstream.byClient.get(address) ?? [];
-        for (const problem of judge(inputOf(index), outcomes.get(index)!, logged, seen)) fail(index, inputOf(index), problem);
+        for (const problem of judge(inputOf(index), outcomes.get(index)!, logged, seen, requestBuffering)) fail(index, inputOf(index), problem);
+        forwardedIncomplete += seen.filter((request) => !request.complete).length;
         for (const line of logged) statuses[line.status] = (statuses[line.status] ?? 0) + 1;
         if (seen.length > 0) inputsForwarded++;
         else if (logged.length > 0) inputsRefused++;
@@ -266,9 +299,11 @@ export async function runFuzz(options: FuzzRunOptions): Promise<FuzzRunReport> {
     for (const [client, seen] of upstream.byClient) fail(-1, Buffer.alloc(0), `the upstream received ${seen.length} request(s) for client ${client}, which sent no input`);
     return {
       seed: options.seed,
+      requestBuffering,
       inputs: count,
       durationMs: Date.now() - started,
       forwarded: upstream.total(),
+      forwardedIncomplete,
       inputsForwarded,
       inputsRefused,
       inputsClosedSilently,

@@ -6,6 +6,12 @@
  * hash, and the headers the proxy adds (X-Forwarded-For names the client, X-Request-Id the
  * access-log line). Bytes it cannot parse are recorded as a violation: the proxy must only
  * ever send well-formed requests.
+ *
+ * A connection closed in the middle of a request's body leaves an incomplete request. With
+ * request buffering off that is how the proxy gives up on a body that went bad or stopped
+ * half-way (it aborts the app's request), so it is recorded as incomplete, with the body
+ * bytes that did arrive; with buffering on the proxy sends only whole bodies, and it is a
+ * violation. A connection closed within a head is a violation in both modes.
  */
 import { createHash } from 'node:crypto';
 import net from 'node:net';
@@ -15,6 +21,10 @@ export interface SeenRequest {
   readonly target: string;
   readonly bodyLength: number;
   readonly bodySha256: string;
+  /** False: the connection closed before the body's end (bodyLength and bodySha256 are of what arrived). */
+  readonly complete: boolean;
+  /** The body bytes that arrived, kept only for an incomplete request (to compare with the input's). */
+  readonly partialBody: Buffer | undefined;
   /** The last X-Forwarded-For entry: the client's address, added by the proxy. */
   readonly client: string | undefined;
   readonly requestId: string | undefined;
@@ -42,12 +52,14 @@ class ParseError extends Error {}
 /**
  * Parses one request at the start of `data`. Returns the request and how many bytes it
  * took, or undefined when more bytes are needed; throws ParseError on anything RFC 9112
- * does not allow.
+ * does not allow. `closed`: no more bytes will come; a request whose head is complete is
+ * then returned as it stands, incomplete.
  */
-function parseRequest(data: Buffer): { request: SeenRequest; length: number } | undefined {
+function parseRequest(data: Buffer, closed = false): { request: SeenRequest; length: number } | undefined {
   const headEnd = data.indexOf('\r\n\r\n');
   if (headEnd < 0) {
     if (data.length > 1 << 20) throw new ParseError('head longer than 1 MiB');
+    if (closed) throw new ParseError(`connection closed within a request head (${data.length} bytes)`);
     return undefined;
   }
   const lines = data.subarray(0, headEnd).toString('latin1').split('\r\n');
@@ -78,19 +90,19 @@ function parseRequest(data: Buffer): { request: SeenRequest; length: number } | 
   if (contentLength !== undefined && transferEncoding !== undefined) throw new ParseError('Content-Length and Transfer-Encoding');
   let body: Buffer;
   let length: number;
+  let complete: boolean;
   const bodyStart = headEnd + 4;
   if (transferEncoding !== undefined) {
     if (transferEncoding.toLowerCase() !== 'chunked') throw new ParseError(`Transfer-Encoding ${JSON.stringify(transferEncoding)}`);
-    const chunked = parseChunked(data, bodyStart);
-    if (chunked === undefined) return undefined;
-    ({ body, length } = chunked);
+    ({ body, length, complete } = parseChunked(data, bodyStart));
   } else {
     if (contentLength !== undefined && !/^\d{1,15}$/.test(contentLength)) throw new ParseError(`Content-Length ${JSON.stringify(contentLength)}`);
     const size = contentLength === undefined ? 0 : Number(contentLength);
-    if (data.length < bodyStart + size) return undefined;
-    body = data.subarray(bodyStart, bodyStart + size);
-    length = bodyStart + size;
+    complete = data.length >= bodyStart + size;
+    body = data.subarray(bodyStart, Math.min(data.length, bodyStart + size));
+    length = bodyStart + body.length;
   }
+  if (!complete && !closed) return undefined;
   const forwardedFor = headers.get('x-forwarded-for')?.join(',');
   return {
     request: {
@@ -98,6 +110,8 @@ function parseRequest(data: Buffer): { request: SeenRequest; length: number } | 
       target: requestLine[2]!,
       bodyLength: body.length,
       bodySha256: createHash('sha256').update(body).digest('hex'),
+      complete,
+      partialBody: complete ? undefined : Buffer.from(body),
       client: forwardedFor?.split(',').pop()?.trim(),
       requestId: single('x-request-id'),
     },
@@ -105,30 +119,42 @@ function parseRequest(data: Buffer): { request: SeenRequest; length: number } | 
   };
 }
 
-/** A chunked body (RFC 9112 §7.1), strictly: hex sizes, no extensions, CRLF everywhere, an empty trailer section. */
-function parseChunked(data: Buffer, start: number): { body: Buffer; length: number } | undefined {
+/**
+ * A chunked body (RFC 9112 §7.1), strictly: hex sizes, no extensions, CRLF everywhere, an
+ * empty trailer section. Where the bytes run out first: the chunk data that did arrive,
+ * `complete` false.
+ */
+function parseChunked(data: Buffer, start: number): { body: Buffer; length: number; complete: boolean } {
   const parts: Buffer[] = [];
+  const incomplete = (): { body: Buffer; length: number; complete: boolean } => ({ body: Buffer.concat(parts), length: data.length, complete: false });
   let at = start;
   for (;;) {
     const lineEnd = data.indexOf('\r\n', at);
-    if (lineEnd < 0) return undefined;
+    if (lineEnd < 0) {
+      if (!/^[0-9a-fA-F]{0,8}$/.test(data.subarray(at).toString('latin1'))) throw new ParseError(`chunk size ${JSON.stringify(data.subarray(at).toString('latin1'))}`);
+      return incomplete();
+    }
     const sizeText = data.subarray(at, lineEnd).toString('latin1');
     if (!/^[0-9a-fA-F]{1,8}$/.test(sizeText)) throw new ParseError(`chunk size ${JSON.stringify(sizeText)}`);
     const size = parseInt(sizeText, 16);
     at = lineEnd + 2;
     if (size === 0) {
-      if (data.length < at + 2) return undefined;
+      if (data.length < at + 2) return incomplete();
       if (data.subarray(at, at + 2).toString('latin1') !== '\r\n') throw new ParseError('trailers after the last chunk');
-      return { body: Buffer.concat(parts), length: at + 2 };
+      return { body: Buffer.concat(parts), length: at + 2, complete: true };
     }
-    if (data.length < at + size + 2) return undefined;
+    if (data.length < at + size + 2) {
+      parts.push(data.subarray(at, at + size));
+      return incomplete();
+    }
     if (data.subarray(at + size, at + size + 2).toString('latin1') !== '\r\n') throw new ParseError('chunk not followed by CRLF');
     parts.push(data.subarray(at, at + size));
     at += size + 2;
   }
 }
 
-export async function recordingUpstream(path: string): Promise<RecordingUpstream> {
+/** `allowIncomplete`: a request cut off by its connection's close is recorded (request buffering off), not a violation. */
+export async function recordingUpstream(path: string, options: { allowIncomplete: boolean }): Promise<RecordingUpstream> {
   const byClient = new Map<string, SeenRequest[]>();
   const violations: string[] = [];
   let total = 0;
@@ -139,22 +165,40 @@ export async function recordingUpstream(path: string): Promise<RecordingUpstream
     socket.on('error', () => {});
     let pending = Buffer.alloc(0);
     const received: Buffer[] = [];
+    let failed = false;
+    const record = (request: SeenRequest): void => {
+      total++;
+      if (request.client === undefined) violations.push(`a request with no X-Forwarded-For: ${JSON.stringify(request)}`);
+      else byClient.set(request.client, [...(byClient.get(request.client) ?? []), request]);
+    };
+    const fail = (error: unknown): void => {
+      if (!(error instanceof ParseError)) throw error;
+      failed = true;
+      violations.push(`the upstream could not parse what the proxy sent (${error.message}); connection bytes, base64: ${Buffer.concat(received).toString('base64')}`);
+      socket.destroy();
+    };
     socket.on('data', (chunk: Buffer) => {
       received.push(chunk);
       pending = Buffer.concat([pending, chunk]);
       try {
         for (let parsed = parseRequest(pending); parsed !== undefined; parsed = parseRequest(pending)) {
           pending = pending.subarray(parsed.length);
-          const { request } = parsed;
-          total++;
-          if (request.client === undefined) violations.push(`a request with no X-Forwarded-For: ${JSON.stringify(request)}`);
-          else byClient.set(request.client, [...(byClient.get(request.client) ?? []), request]);
+          record(parsed.request);
           socket.write(ANSWER);
         }
       } catch (error) {
-        if (!(error instanceof ParseError)) throw error;
-        violations.push(`the upstream could not parse what the proxy sent (${error.message}); connection bytes, base64: ${Buffer.concat(received).toString('base64')}`);
-        socket.destroy();
+        fail(error);
+      }
+    });
+    // What is left when the proxy closes (or resets) the connection is a request cut off.
+    socket.on('close', () => {
+      if (failed || pending.length === 0) return;
+      try {
+        const { request } = parseRequest(pending, true)!;
+        if (options.allowIncomplete) record(request);
+        else violations.push(`the proxy closed its connection to the upstream within a request's body (request buffering is on): ${JSON.stringify({ ...request, partialBody: undefined })}; connection bytes, base64: ${Buffer.concat(received).toString('base64')}`);
+      } catch (error) {
+        fail(error);
       }
     });
   });
