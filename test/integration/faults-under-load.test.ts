@@ -16,12 +16,14 @@ describe('faults under load', () => {
   it('2,000 requests while the app servers are killed and restarted: every answer whole and right, or visibly failed', { timeout: 120_000 }, async () => {
     const report = await runFaults({ requests: 2_000, concurrency: 16, kills: true, abortShare: 0, seed: 8_2 });
     expect(problemsOf(report)).toEqual([]);
-    // The run did what it says: servers went away under load, and clients saw it.
+    // The run did what it says: servers went away under load, and the proxy met it (the
+    // failures counted against them). Whether a client saw one depends on the timing: a
+    // short run's failures are often all retried on the other server (next_upstream).
     expect(report.faults.sigkill + report.faults.sigterm).toBeGreaterThan(0);
     expect(report.faults.restarts).toBe(report.faults.sigkill + report.faults.sigterm);
     if (report.faults.sigkill > 0) expect(report.faults.staleSocketsReplaced).toBeGreaterThan(0);
+    expect(Object.values(report.serverFailures).reduce((sum, n) => sum + n, 0)).toBeGreaterThan(0);
     expect(report.outcomes.complete).toBeGreaterThan(0);
-    expect(report.outcomes.failed_502 + report.outcomes.failed_504 + report.outcomes.truncated).toBeGreaterThan(0);
     expect(report.outcomes.violation).toBe(0);
     expect(report.descriptors.after).toBeLessThanOrEqual(report.descriptors.before);
   });
