@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { scrapeStatus } from '../helpers/admin.js';
 import { countingUpstream, type CountingUpstream } from '../helpers/counting-upstream.js';
-import { useProxyFixture } from '../helpers/fixture.js';
+import { type ProxyFixture, useProxyFixture } from '../helpers/fixture.js';
 import { type ProxyProcess, startProxyWithConfig } from '../helpers/proxy-process.js';
 import { freePort } from '../helpers/temp.js';
 import { chunk, rawConnect } from '../helpers/raw-http.js';
@@ -12,6 +12,42 @@ import { until } from '../helpers/wait.js';
 const HEAD = 'Host: example.test\r\n';
 /** Bytes no error page may carry back (reflected into a browser, they would run). */
 const MARKER = '<script>x</script>';
+
+/** What an app behind a request_buffering-off proxy got of one request body. */
+interface SeenBody {
+  url: string;
+  bytes: number;
+  complete: boolean;
+  closed: boolean;
+}
+
+/**
+ * An app that records how much of each request body reached it and whether the body
+ * ended, behind a proxy with request_buffering off (plus `proxyKeys`, more lines of its
+ * `proxy:` section) and the admin endpoint on, for /status of the app's server.
+ */
+async function streamingToRecordingApp(fx: ProxyFixture, proxyKeys = '') {
+  const seen: SeenBody[] = [];
+  const app = fx.track(
+    await httpUpstream(fx.tmp.path('app.sock'), (req, res) => {
+      const request: SeenBody = { url: req.url!, bytes: 0, complete: false, closed: false };
+      seen.push(request);
+      req.on('data', (data: Buffer) => (request.bytes += data.length));
+      req.on('end', () => {
+        request.complete = true;
+        res.end('ok\n');
+      });
+      res.on('close', () => (request.closed = true));
+    }),
+  );
+  const adminPort = await freePort();
+  const proxy = await fx.start(
+    [`${app.address} max_fails=1 fail_timeout=30s`],
+    `proxy:\n  request_buffering: off\n${proxyKeys}admin:\n  listen: 127.0.0.1:${adminPort}\n`,
+  );
+  const serverStatus = async () => (await scrapeStatus({ url: `http://127.0.0.1:${adminPort}` })).upstreams[0]!.servers[0]!;
+  return { seen, app, proxy, serverStatus };
+}
 
 /**
  * Requests sockproxy answers itself, as nginx 1.22 answers the same bytes (status, error-log
@@ -158,24 +194,7 @@ describe('hostile clients: a chunked body that turns out malformed', () => {
   });
 
   it.each(malformations)('request_buffering off, %s: 400, the app sees its request cut off, and the server is not blamed', async (_name, bad) => {
-    const seen: { url: string; bytes: number; complete: boolean; closed: boolean }[] = [];
-    const app = fx.track(
-      await httpUpstream(fx.tmp.path('app.sock'), (req, res) => {
-        const request = { url: req.url!, bytes: 0, complete: false, closed: false };
-        seen.push(request);
-        req.on('data', (data: Buffer) => (request.bytes += data.length));
-        req.on('end', () => {
-          request.complete = true;
-          res.end('ok\n');
-        });
-        res.on('close', () => (request.closed = true));
-      }),
-    );
-    const adminPort = await freePort();
-    const proxy = await fx.start(
-      [`${app.address} max_fails=1 fail_timeout=30s`],
-      `proxy:\n  request_buffering: off\nadmin:\n  listen: 127.0.0.1:${adminPort}\n`,
-    );
+    const { seen, app, proxy, serverStatus } = await streamingToRecordingApp(fx);
     const client = await rawConnect(proxy.port);
     client.socket.write(CHUNKED_HEAD('/stream') + chunk('hello').toString('latin1'));
     // The body streams: the app has the request and its first chunk before the bad bytes come.
@@ -193,8 +212,7 @@ describe('hostile clients: a chunked body that turns out malformed', () => {
     const access = await proxy.waitForLog((l) => l.request_uri === '/stream' && 'status' in l);
     expect(access).toMatchObject({ status: 400, upstream_addr: app.address, upstream_status: '-' });
     // The client's fault, not the server's: nothing counted against it, no upstream error logged.
-    const server = (await scrapeStatus({ url: `http://127.0.0.1:${adminPort}` })).upstreams[0]!.servers[0]!;
-    expect(server).toMatchObject({ state: 'up', fails: 0, failures: 0, last_error: null });
+    expect(await serverStatus()).toMatchObject({ state: 'up', fails: 0, failures: 0, last_error: null });
     expect(proxy.errors().filter((l) => l.level === 50).map((l) => String(l.msg).split(',', 1)[0])).toEqual(['client sent invalid chunked body']);
   });
 
@@ -235,24 +253,7 @@ describe('hostile clients: a streamed body that stops half-way', () => {
   const fx = useProxyFixture();
 
   it('request_buffering off: 408 after client_body_timeout, the app sees its request cut off, and the server is not blamed', async () => {
-    const seen: { url: string; bytes: number; complete: boolean; closed: boolean }[] = [];
-    const app = fx.track(
-      await httpUpstream(fx.tmp.path('app.sock'), (req, res) => {
-        const request = { url: req.url!, bytes: 0, complete: false, closed: false };
-        seen.push(request);
-        req.on('data', (data: Buffer) => (request.bytes += data.length));
-        req.on('end', () => {
-          request.complete = true;
-          res.end('ok\n');
-        });
-        res.on('close', () => (request.closed = true));
-      }),
-    );
-    const adminPort = await freePort();
-    const proxy = await fx.start(
-      [`${app.address} max_fails=1 fail_timeout=30s`],
-      `proxy:\n  request_buffering: off\n  client_body_timeout: 1s\nadmin:\n  listen: 127.0.0.1:${adminPort}\n`,
-    );
+    const { seen, app, proxy, serverStatus } = await streamingToRecordingApp(fx, '  client_body_timeout: 1s\n');
     const client = await rawConnect(proxy.port);
     client.socket.write(`POST /stalled HTTP/1.1\r\n${HEAD}Content-Length: 10\r\n\r\nhello`);
     await until(() => seen.length === 1 && seen[0]!.bytes === 5, 2_000, 'the app to get the first half of the body');
@@ -266,8 +267,7 @@ describe('hostile clients: a streamed body that stops half-way', () => {
     const access = await proxy.waitForLog((l) => l.request_uri === '/stalled' && 'status' in l);
     expect(access).toMatchObject({ status: 408, upstream_addr: app.address, upstream_status: '-' });
     // The client's fault: nothing counted against the server, no upstream error logged.
-    const server = (await scrapeStatus({ url: `http://127.0.0.1:${adminPort}` })).upstreams[0]!.servers[0]!;
-    expect(server).toMatchObject({ state: 'up', fails: 0, failures: 0, last_error: null });
+    expect(await serverStatus()).toMatchObject({ state: 'up', fails: 0, failures: 0, last_error: null });
     expect(proxy.errors().filter((l) => Number(l.level) >= 40)).toEqual([]);
   });
 });

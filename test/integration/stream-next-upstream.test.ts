@@ -1,5 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { makeStaleSocket } from '../helpers/app-sockets.js';
+import { useProxyFixture } from '../helpers/fixture.js';
 import { killAll } from '../helpers/node-process.js';
 import {
   echoUpstream,
@@ -9,7 +10,6 @@ import {
   type StreamProxy,
   type StreamUpstream,
 } from '../helpers/stream.js';
-import { makeTempDir, type TempDir } from '../helpers/temp.js';
 import { type UnacceptingListener, unacceptingTcpListener, unacceptingUnixListener } from '../helpers/unaccepting-listener.js';
 
 /**
@@ -18,27 +18,16 @@ import { type UnacceptingListener, unacceptingTcpListener, unacceptingUnixListen
  * health as for HTTP; 502 in the access log when no server could be reached.
  */
 describe('stream: connect failures, next upstream and passive health', () => {
-  let tmp: TempDir;
-  const cleanups: (() => Promise<unknown>)[] = [];
-
-  beforeEach(() => {
-    tmp = makeTempDir();
-  });
-
-  afterEach(async () => {
-    await killAll();
-    await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
-    tmp.remove();
-  });
+  // The temp dir and the upstreams; the proxies here are stream proxies, stopped by killAll.
+  const fx = useProxyFixture();
+  afterEach(killAll);
 
   async function echo(name: string): Promise<StreamUpstream> {
-    const upstream = await echoUpstream(tmp.path(`${name}.sock`));
-    cleanups.push(() => upstream.close());
-    return upstream;
+    return fx.track(await echoUpstream(fx.tmp.path(`${name}.sock`)));
   }
 
   async function stale(name: string): Promise<string> {
-    const path = tmp.path(`${name}.sock`);
+    const path = fx.tmp.path(`${name}.sock`);
     await makeStaleSocket(path);
     return path;
   }
@@ -73,9 +62,9 @@ describe('stream: connect failures, next upstream and passive health', () => {
   }
 
   it('a missing socket file: nginx\'s [crit] line, and the session goes to the next server', async () => {
-    const missing = tmp.path('missing.sock');
+    const missing = fx.tmp.path('missing.sock');
     const b = await echo('b');
-    const proxy = await startStreamProxy(tmp, [`unix:${missing}`, b.address]);
+    const proxy = await startStreamProxy(fx.tmp, [`unix:${missing}`, b.address]);
     const client = await session(proxy, 'hello');
     expect(client.received().toString()).toBe('hello');
     expect(b.connections.map((c) => c.received().toString())).toEqual(['hello']);
@@ -100,7 +89,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
   it('a stale socket (connection refused) as the only primary: the backup serves', async () => {
     const refused = await stale('stale');
     const backup = await echo('backup');
-    const proxy = await startStreamProxy(tmp, [`unix:${refused}`, `${backup.address} backup`]);
+    const proxy = await startStreamProxy(fx.tmp, [`unix:${refused}`, `${backup.address} backup`]);
     const client = await session(proxy);
     expect(client.received().toString()).toBe('ping');
     expect(backup.connections).toHaveLength(1);
@@ -112,9 +101,9 @@ describe('stream: connect failures, next upstream and passive health', () => {
   });
 
   it('no server reachable: the client connection is closed with nothing sent, and the access log says 502', async () => {
-    const a = tmp.path('a.sock');
+    const a = fx.tmp.path('a.sock');
     const b = await stale('b');
-    const proxy = await startStreamProxy(tmp, [`unix:${a}`, `unix:${b}`]);
+    const proxy = await startStreamProxy(fx.tmp, [`unix:${a}`, `unix:${b}`]);
     const client = await session(proxy);
     expect(client.received().length).toBe(0);
     expect(await connectErrorsSettled(proxy, 2)).toHaveLength(2);
@@ -128,12 +117,12 @@ describe('stream: connect failures, next upstream and passive health', () => {
   });
 
   it('a single server is tried once, never taken out: 502 each time, and it serves as soon as it is back', async () => {
-    const path = tmp.path('only.sock');
-    const proxy = await startStreamProxy(tmp, [`unix:${path}`]);
+    const path = fx.tmp.path('only.sock');
+    const proxy = await startStreamProxy(fx.tmp, [`unix:${path}`]);
     for (let i = 0; i < 2; i++) await session(proxy);
     expect(await connectErrorsSettled(proxy, 2)).toHaveLength(2);
     const back = await echoUpstream(path);
-    cleanups.push(() => back.close());
+    fx.onCleanup(() => back.close());
     const client = await session(proxy, 'again');
     expect(client.received().toString()).toBe('again');
     const sessions = await proxy.waitForSessions(3);
@@ -144,7 +133,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
   it('passive health: a server that failed is skipped within fail_timeout, and the log says it was disabled', async () => {
     const refused = await stale('stale');
     const b = await echo('b');
-    const proxy = await startStreamProxy(tmp, [`unix:${refused} fail_timeout=30s`, b.address]);
+    const proxy = await startStreamProxy(fx.tmp, [`unix:${refused} fail_timeout=30s`, b.address]);
     for (let i = 0; i < 6; i++) expect((await session(proxy, `s${i}`)).received().toString()).toBe(`s${i}`);
     // Round robin would have tried the stale socket for 3 of the 6; after its first failure, none.
     expect(await connectErrorsSettled(proxy, 1)).toHaveLength(1);
@@ -155,7 +144,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
   it('max_fails=2: a refusing server is tried twice before it is taken out', async () => {
     const refused = await stale('stale');
     const b = await echo('b');
-    const proxy = await startStreamProxy(tmp, [`unix:${refused} max_fails=2 fail_timeout=30s`, b.address]);
+    const proxy = await startStreamProxy(fx.tmp, [`unix:${refused} max_fails=2 fail_timeout=30s`, b.address]);
     for (let i = 0; i < 8; i++) await session(proxy);
     expect(await connectErrorsSettled(proxy, 2)).toHaveLength(2);
     expect(b.connections).toHaveLength(8);
@@ -163,7 +152,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
 
   it('weight and down: weights 2:1 share the sessions 4:2, a down server gets none', async () => {
     const [a, b, c] = [await echo('a'), await echo('b'), await echo('c')];
-    const proxy = await startStreamProxy(tmp, [`${a.address} weight=2`, b.address, `${c.address} down`]);
+    const proxy = await startStreamProxy(fx.tmp, [`${a.address} weight=2`, b.address, `${c.address} down`]);
     for (let i = 0; i < 6; i++) await session(proxy);
     expect([a, b, c].map((u) => u.connections.length)).toEqual([4, 2, 0]);
   });
@@ -171,7 +160,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
   it('max_conns counts open sessions: a server at its limit is passed over while its session lasts', async () => {
     const [a, b] = [await echo('a'), await echo('b')];
     // Weights 10:1 send every session to a, but a takes one at a time.
-    const proxy = await startStreamProxy(tmp, [`${a.address} weight=10 max_conns=1`, b.address]);
+    const proxy = await startStreamProxy(fx.tmp, [`${a.address} weight=10 max_conns=1`, b.address]);
     const held = await streamClient(proxy.port);
     held.socket.write('held');
     await held.waitFor('the held echo', () => held.received().toString() === 'held');
@@ -188,7 +177,7 @@ describe('stream: connect failures, next upstream and passive health', () => {
   it('every server out within fail_timeout: "no live upstreams", 502 without a connect, upstream_addr the group name', async () => {
     const a = await stale('a');
     const b = await stale('b');
-    const proxy = await startStreamProxy(tmp, [`unix:${a} fail_timeout=30s`, `unix:${b} fail_timeout=30s`]);
+    const proxy = await startStreamProxy(fx.tmp, [`unix:${a} fail_timeout=30s`, `unix:${b} fail_timeout=30s`]);
     await session(proxy);
     expect(await connectErrorsSettled(proxy, 2)).toHaveLength(2);
     await session(proxy);
@@ -203,9 +192,9 @@ describe('stream: connect failures, next upstream and passive health', () => {
   });
 
   it('next_upstream: off: a failed connect ends the session with 502, the next server is not tried', async () => {
-    const missing = tmp.path('missing.sock');
+    const missing = fx.tmp.path('missing.sock');
     const b = await echo('b');
-    const proxy = await startStreamProxy(tmp, [`unix:${missing}`, b.address], { settings: 'next_upstream: off' });
+    const proxy = await startStreamProxy(fx.tmp, [`unix:${missing}`, b.address], { settings: 'next_upstream: off' });
     // Smooth round robin over equal weights starts with the first server listed.
     await session(proxy);
     expect(b.connections).toHaveLength(0);
@@ -214,10 +203,10 @@ describe('stream: connect failures, next upstream and passive health', () => {
   });
 
   it('next_upstream_tries: 2 stops after two failed connects, though a third server is there', async () => {
-    const a = tmp.path('a.sock');
-    const b = tmp.path('b.sock');
+    const a = fx.tmp.path('a.sock');
+    const b = fx.tmp.path('b.sock');
     const c = await echo('c');
-    const proxy = await startStreamProxy(tmp, [`unix:${a}`, `unix:${b}`, c.address], { settings: 'next_upstream_tries: 2' });
+    const proxy = await startStreamProxy(fx.tmp, [`unix:${a}`, `unix:${b}`, c.address], { settings: 'next_upstream_tries: 2' });
     await session(proxy);
     expect(c.connections).toHaveLength(0);
     const [access] = await proxy.waitForSessions(1);
@@ -225,11 +214,11 @@ describe('stream: connect failures, next upstream and passive health', () => {
   });
 
   it('a full Unix-socket accept queue (EAGAIN) fails at once and moves on', async () => {
-    const full: UnacceptingListener = await unacceptingUnixListener(tmp.path('full.sock'));
-    cleanups.push(() => full.stop());
+    const full: UnacceptingListener = await unacceptingUnixListener(fx.tmp.path('full.sock'));
+    fx.onCleanup(() => full.stop());
     await full.fill();
     const b = await echo('b');
-    const proxy = await startStreamProxy(tmp, [full.address, b.address], { settings: 'connect_timeout: 10s' });
+    const proxy = await startStreamProxy(fx.tmp, [full.address, b.address], { settings: 'connect_timeout: 10s' });
     const started = performance.now();
     const client = await session(proxy);
     expect(performance.now() - started).toBeLessThan(2_000);
@@ -241,10 +230,10 @@ describe('stream: connect failures, next upstream and passive health', () => {
 
   it('connect_timeout: a TCP server that never answers the SYN is given up after it, and the next one serves', async () => {
     const full = await unacceptingTcpListener();
-    cleanups.push(() => full.stop());
+    fx.onCleanup(() => full.stop());
     await full.fill();
     const b = await echo('b');
-    const proxy = await startStreamProxy(tmp, [full.address, b.address], { settings: 'connect_timeout: 1s' });
+    const proxy = await startStreamProxy(fx.tmp, [full.address, b.address], { settings: 'connect_timeout: 1s' });
     const started = performance.now();
     const client = await session(proxy);
     const ms = performance.now() - started;

@@ -1,12 +1,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { type AdminTarget, sample, scrapeMetrics, scrapeStatus } from '../helpers/admin.js';
 import { killAll, type Running } from '../helpers/node-process.js';
 import { startProxyWithConfig } from '../helpers/proxy-process.js';
 import { echoUpstream, type StreamClient, streamClient, type StreamUpstream } from '../helpers/stream.js';
-import { freePort, makeTempDir, type TempDir } from '../helpers/temp.js';
+import { useProxyFixture } from '../helpers/fixture.js';
+import { freePort } from '../helpers/temp.js';
 import { unacceptingTcpListener } from '../helpers/unaccepting-listener.js';
-import { httpUpstream, okFrom, type TestUpstream } from '../helpers/upstreams.js';
+import type { TestUpstream } from '../helpers/upstreams.js';
 
 /**
  * Stream (L4) servers in the admin endpoint, as nginx Plus's /api/N/stream/upstreams
@@ -15,23 +16,12 @@ import { httpUpstream, okFrom, type TestUpstream } from '../helpers/upstreams.js
  * their $status, with `workers` summed by the primary and the counts kept by a reload.
  */
 describe('stream servers in GET /status and GET /metrics', () => {
-  let tmp: TempDir;
-  const cleanups: (() => Promise<unknown>)[] = [];
-
-  beforeEach(() => {
-    tmp = makeTempDir();
-  });
-
-  afterEach(async () => {
-    await killAll();
-    await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
-    tmp.remove();
-  });
+  // The temp dir and the upstreams; the proxies here are started from files, and stopped by killAll.
+  const fx = useProxyFixture();
+  afterEach(killAll);
 
   async function echo(name: string): Promise<StreamUpstream> {
-    const upstream = await echoUpstream(tmp.path(`${name}.sock`));
-    cleanups.push(() => upstream.close());
-    return upstream;
+    return fx.track(await echoUpstream(fx.tmp.path(`${name}.sock`)));
   }
 
   interface Started {
@@ -45,7 +35,7 @@ describe('stream servers in GET /status and GET /metrics', () => {
   async function start(servers: readonly string[], { extra = '', settings = '' } = {}): Promise<Started> {
     const port = await freePort();
     const adminPort = await freePort();
-    const file = tmp.path('proxy.yaml');
+    const file = fx.tmp.path('proxy.yaml');
     writeFileSync(
       file,
       `${extra}admin:\n  listen: ${adminPort}\n` +
@@ -72,7 +62,7 @@ describe('stream servers in GET /status and GET /metrics', () => {
   }
 
   it('a missing server and a working one: requests, failures, last_error, bytes; totals and series; no_live once both fail', async () => {
-    const missing = `unix:${tmp.path('missing.sock')}`;
+    const missing = `unix:${fx.tmp.path('missing.sock')}`;
     const b = await echo('b');
     const started = await start([missing, b.address]);
 
@@ -151,7 +141,7 @@ describe('stream servers in GET /status and GET /metrics', () => {
 
   it('a connect that times out is counted as kind "timeout", with nginx\'s text', async () => {
     const full = await unacceptingTcpListener();
-    cleanups.push(() => full.stop());
+    fx.onCleanup(() => full.stop());
     await full.fill();
     const b = await echo('b');
     const started = await start([full.address, b.address], { settings: '    connect_timeout: 300ms\n' });
@@ -164,10 +154,9 @@ describe('stream servers in GET /status and GET /metrics', () => {
   });
 
   it('a reload keeps the counts of the servers whose address stays, HTTP and stream; a new address starts from zero', async () => {
-    const app: TestUpstream = await httpUpstream(tmp.path('app.sock'), okFrom('app'));
-    cleanups.push(() => app.close());
+    const app: TestUpstream = await fx.ok('app');
     const httpPort = await freePort();
-    const missing = `unix:${tmp.path('missing.sock')}`;
+    const missing = `unix:${fx.tmp.path('missing.sock')}`;
     const b = await echo('b');
     const c = await echo('c');
     const started = await start([missing, b.address], {
@@ -208,7 +197,7 @@ describe('stream servers in GET /status and GET /metrics', () => {
   });
 
   it('workers: 2: the primary sums the stream counts of both workers', async () => {
-    const missing = `unix:${tmp.path('missing.sock')}`;
+    const missing = `unix:${fx.tmp.path('missing.sock')}`;
     const b = await echo('b');
     const started = await start([missing, b.address], { extra: 'workers: 2\n' });
     const texts = ['a', 'bb', 'ccc', 'dddd', 'eeeee', 'ffffff'];
