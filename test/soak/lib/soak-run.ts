@@ -19,8 +19,10 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import WebSocket from 'ws';
-import { type AbortPoint, abortingClient, bodySize, type Checked, type Outcome, planRequest, seededRandom, sendChecked } from '../../stress/lib/load.js';
-import { AppServer, descriptorDifference, freePort, ProxyUnderTest, sleep } from '../../stress/lib/processes.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
+import { type AbortPoint, abortingClient, bodySize, type Checked, type Outcome, planRequest, sendChecked } from '../../stress/lib/load.js';
+import { freePort } from '../../helpers/temp.js';
+import { AppServer, descriptorDifference, ProxyUnderTest, sleep } from '../../stress/lib/processes.js';
 import { type ProcessSample, Sampler } from './sampler.js';
 import { type Tolerance, type Trend, trendOf } from './trend.js';
 

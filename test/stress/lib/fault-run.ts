@@ -13,7 +13,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { type AbortPoint, abortingClient, type Outcome, planRequest, seededRandom, sendChecked } from './load.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
+import { type AbortPoint, abortingClient, type Outcome, planRequest, sendChecked } from './load.js';
 import { AppServer, descriptorDifference, ProxyUnderTest, sleep } from './processes.js';
 
 export interface FaultRunOptions {

@@ -25,18 +25,6 @@ export interface Checked {
   readonly problem?: string;
 }
 
-/** A seeded generator (mulberry32), so a run can be repeated with --seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const KiB = 1024;
 const MiB = 1024 * KiB;
 

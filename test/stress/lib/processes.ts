@@ -6,14 +6,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../helpers/temp.js';
 
 /**
  * The repository root: the nearest directory above this file with a package.json (this
- * file runs as test/stress/lib/processes.ts under vitest, as dist-stress/lib/processes.js
+ * file runs as test/stress/lib/processes.ts under vitest, as dist-stress/stress/lib/processes.js
  * from `npm run stress`).
  */
 function repositoryRoot(): string {
@@ -280,15 +280,6 @@ export function parseJson(line: string): Record<string, unknown> | undefined {
 
 function increment<K>(map: Map<K, number>, key: K): void {
   map.set(key, (map.get(key) ?? 0) + 1);
-}
-
-/** A TCP port that was free a moment ago (the proxy's `listen` takes a port number). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export function sleep(ms: number): Promise<void> {

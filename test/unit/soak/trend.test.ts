@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { seededRandom } from '../../stress/lib/load.js';
+import { seededRandom } from '../../helpers/seeded-random.js';
 import { theilSenSlope, trendOf } from '../../soak/lib/trend.js';
 
 /** A series sampled every 10 s for `minutes`, its value at t given by `value`. */
