@@ -158,17 +158,24 @@ export class StreamedBody implements UpstreamBody {
   }
 
   readonly #onData = (chunk: Buffer): void => {
-    this.#stopWaiting();
     this.#received += chunk.length;
     if (this.#maxBytes > 0 && this.#received > this.#maxBytes) {
+      this.#stopWaiting();
       this.#req.pause();
       this.#onFailed({ kind: 'too_large', bytes: this.#received });
       return;
     }
     const stream = this.#current;
-    if (stream === undefined || !stream.push(chunk)) this.#req.pause();
-    // The upstream still wants more: the wait for the client's next bytes starts again.
-    else this.#waitForClient();
+    if (stream === undefined || !stream.push(chunk)) {
+      this.#stopWaiting();
+      this.#req.pause();
+    } else if (this.#timer !== undefined) {
+      // The upstream still wants more: the wait for the client's next bytes starts again
+      // (the running timer re-armed, rather than a new one made for every chunk).
+      this.#timer.refresh();
+    } else {
+      this.#waitForClient();
+    }
   };
 
   readonly #onEnd = (): void => {
